@@ -1,0 +1,1 @@
+"""gridgis front doors: the command line (and, later, the HTTP API)."""
