@@ -127,7 +127,7 @@ _FROM_WGS84: dict[str, Callable[[ArrayLike, ArrayLike], tuple[Array, Array]] | N
 
 def check_system(system: str) -> str:
     """Normalise a coordinate system name, rejecting unknown ones."""
-    s = system.lower().replace("-", "").replace("_", "")
+    s = system.lower().replace("-", "").replace("_", "").replace(":", "")
     s = {"epsg4326": "wgs84", "epsg4490": "cgcs2000", "crs84": "wgs84"}.get(s, s)
     if s not in SYSTEMS:
         raise InvalidCRSError(

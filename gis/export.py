@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import geopandas as gpd
@@ -63,7 +63,10 @@ def write(
                 opts["geometry_type"] = spec.geometry
             if suffix == ".shp":
                 opts["encoding"] = "UTF-8"
-            pyogrio.write_dataframe(df, tmp, layer=layer, driver=FORMATS[suffix], **opts)
+            with warnings.catch_warnings():
+                # Shapefile cuts field names to 10 characters; gis.io restores them on import
+                warnings.filterwarnings("ignore", "Normalized/laundered field name", RuntimeWarning)
+                pyogrio.write_dataframe(df, tmp, layer=layer, driver=FORMATS[suffix], **opts)
         if suffix == ".shp":
             for side in tmp.parent.glob(f"{tmp.stem}.*"):
                 os.replace(side, p.with_suffix(side.suffix))
@@ -75,4 +78,4 @@ def write(
     return len(df)
 
 
-__all__ = ["write", "to_table", "np"]
+__all__ = ["write", "to_table"]

@@ -231,6 +231,17 @@ def _explode_lines(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return pd.concat([gdf[~multi], parts.reset_index(drop=True)], ignore_index=True)
 
 
+def _unlaunder(raw: RawInput, names: list[str]) -> None:
+    """Restore column names that the Shapefile format cut to 10 characters."""
+    rename = {
+        n[:10]: n
+        for n in names
+        if len(n) > 10 and n not in raw.frame.columns and n[:10] in raw.frame.columns
+    }
+    if rename:
+        raw.frame = raw.frame.rename(columns=rename)
+
+
 def _text_columns(df: pd.DataFrame, name: str) -> pd.DataFrame:
     out = pd.DataFrame(index=df.index)
     for f in schema.layer(name).fields:
@@ -267,6 +278,7 @@ def read_communities(
     name the derived streets and districts).
     """
     raw = read_file(path, encoding=encoding)
+    _unlaunder(raw, [*schema.layer("communities").columns, "street_name", "district_name"])
     system = gcrs.check_system(crs)
     return _check(raw, _communities(raw, system), "communities")
 
@@ -330,28 +342,27 @@ def _buildings(
 ) -> gpd.GeoDataFrame:
     df = _text_columns(raw.frame, "buildings")
     geoms = _geometry(raw, system, "Point")
-    gdf = _finish(raw, "buildings", df, geoms)
-    if geoms is None:
-        return gdf
-    codes = set(communities["code"]) if communities is not None else None
-    if "community_code" in gdf.columns and codes is not None:
-        bad = ~gdf["community_code"].isin(codes) & gdf["community_code"].notna()
-        for i in np.flatnonzero(bad.to_numpy()):
-            raw.problems.append(
-                f"{raw.labels[i]}: community_code {gdf['community_code'].iloc[i]} is not a known community"
-            )
-    elif "community_code" not in gdf.columns:
+    if "community_code" not in df.columns and geoms is not None:
         if communities is None:
             raw.problems.append("no community_code column and no communities to derive it from")
-            return gdf
-        gdf["community_code"] = locate(gdf.geometry, communities)
-        outside = gdf["community_code"].isna() & gdf.geometry.notna()
-        for i in np.flatnonzero(outside.to_numpy()):
-            x, y = gdf.geometry.iloc[i].coords[0]
+        else:
+            df["community_code"] = locate(geoms, communities).to_numpy()
+            outside = df["community_code"].isna().to_numpy() & geoms.notna().to_numpy()
+            for i in np.flatnonzero(outside):
+                x, y = geoms.iloc[i].coords[0]
+                raw.problems.append(
+                    f"{raw.labels[i]}: building at ({x:.6f}, {y:.6f}) lies outside every community"
+                )
+            # rows without a place were reported above; a placeholder keeps other checks quiet
+            df.loc[outside | geoms.isna().to_numpy(), "community_code"] = "000000000000"
+    elif communities is not None and "community_code" in df.columns:
+        codes = set(communities["code"])
+        bad = ~df["community_code"].isin(codes) & df["community_code"].notna()
+        for i in np.flatnonzero(bad.to_numpy()):
             raw.problems.append(
-                f"{raw.labels[i]}: building at ({x:.6f}, {y:.6f}) lies outside every community"
+                f"{raw.labels[i]}: community_code {df['community_code'].iloc[i]} is not a known community"
             )
-    return gdf
+    return _finish(raw, "buildings", df, geoms)
 
 
 def locate(points: gpd.GeoSeries, communities: gpd.GeoDataFrame) -> pd.Series:
@@ -508,6 +519,8 @@ def load(
         "roads": lambda r: _roads(r, system),
         "facilities": lambda r: _facilities(r, system, facility_types),
     }
+    for name, raw in raws.items():
+        _unlaunder(raw, [*schema.layer(name).columns, "street_name", "district_name"])
     for name in ("communities", "roads", "facilities"):
         if name in raws:
             frames[name] = builders[name](raws[name])
@@ -535,6 +548,8 @@ def derive_parents(communities: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd
     ``street_name``/``district_name`` when given, else the codes).
     """
     c = communities.copy()
+    if "synthetic" not in c.columns:
+        c["synthetic"] = False
     for col, code in (("street_name", "street_code"), ("district_name", "district_code")):
         if col not in c.columns:
             c[col] = c[code]

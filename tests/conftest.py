@@ -1,0 +1,85 @@
+"""Shared fixtures: a small seeded city made in code, and stores of both kinds."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import shapely
+
+from gis.store import GeoPackageStore, PostGISStore, Store
+from gis.synth import build_city
+
+POSTGIS_URL = os.environ.get("GRIDGIS_TEST_POSTGIS")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="session")
+def district_city() -> dict[str, pd.DataFrame]:
+    """The 台儿庄区 district of the demo city (about 100,000 households)."""
+    return build_city(districts=["370405"])
+
+
+@pytest.fixture(scope="session")
+def town(district_city: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """One township of it (运河街道 and its neighbour's layers cut to it): small, every layer."""
+    c = district_city
+    street = c["streets"][c["streets"]["code"] == "370405001"]
+    comms = c["communities"][c["communities"]["street_code"] == "370405001"]
+    codes = set(comms["code"])
+    area = shapely.union_all(comms.geometry.values)
+    roads = c["roads"][c["roads"].intersects(area)].head(200)
+    return {
+        "districts": c["districts"],
+        "streets": street.reset_index(drop=True),
+        "communities": comms.reset_index(drop=True),
+        "buildings": c["buildings"][c["buildings"]["community_code"].isin(codes)]
+        .head(400)
+        .reset_index(drop=True),
+        "roads": roads.reset_index(drop=True),
+        "facilities": c["facilities"][c["facilities"].within(area)].reset_index(drop=True),
+        "workers": c["workers"][c["workers"]["community_code"].isin(codes)].reset_index(drop=True),
+        "facility_types": c["facility_types"],
+    }
+
+
+def _postgis_url() -> str:
+    if not POSTGIS_URL:
+        reason = "no PostGIS: set GRIDGIS_TEST_POSTGIS=postgresql+psycopg://… (.ci/run does)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}")
+        pytest.skip(reason)
+    return POSTGIS_URL
+
+
+@pytest.fixture
+def postgis_store() -> Iterator[PostGISStore]:
+    """A PostGIS store in a schema of its own, dropped afterwards."""
+    url = _postgis_url()
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    sep = "&" if "?" in url else "?"
+    store = PostGISStore(f"{url}{sep}options=-csearch_path%3D{name},public")
+    try:
+        yield store
+    finally:
+        store.engine.dispose()
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Store:  # noqa: ANN001
+    """Each test using it runs once per store kind."""
+    if request.param == "gpkg":
+        return GeoPackageStore(tmp_path / "city.gpkg")
+    return request.getfixturevalue("postgis_store")

@@ -1,0 +1,143 @@
+"""The same suite against both stores (GeoPackage file, PostGIS)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+import pytest
+
+import geopandas as gpd
+import pyogrio
+import shapely
+
+from gis import schema
+from gis.errors import LayerNotFoundError, StoreError, ValidationError
+from gis.store import GeoPackageStore, open_store
+from tests.helpers import assert_layer_equal
+
+
+def test_every_layer_round_trips(store, town):
+    store.write(town)
+    assert store.layers() == {k: len(v) for k, v in town.items()} | {}
+    for name, df in town.items():
+        assert_layer_equal(store.read(name), df, tolerance=0)
+
+
+def test_empty_layer_and_missing_layer(store):
+    store.write({"grids": schema.empty("grids")})
+    assert len(store.read("grids")) == 0
+    with pytest.raises(LayerNotFoundError, match="holds no layer 'buildings'"):
+        store.read("buildings")
+    with pytest.raises(LayerNotFoundError, match="unknown layer 'nope'"):
+        store.read("nope")
+
+
+def test_bbox_and_attribute_filters(store, town):
+    store.write({"buildings": town["buildings"]})
+    b = town["buildings"]
+    minx, miny, maxx, maxy = b.total_bounds
+    box = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
+    got = store.read("buildings", bbox=box)
+    want = b[shapely.intersects(b.geometry.values, shapely.box(*box))]
+    assert 0 < len(got) < len(b)
+    assert set(got["id"]) == set(want["id"])
+    code = b["community_code"].iloc[0]
+    got = store.read("buildings", bbox=box, where={"community_code": code}, columns=["households"])
+    assert list(got.columns) == ["id", "households", "geometry"]
+    assert set(got["id"]) == set(want[want["community_code"] == code]["id"])
+    got = store.read("buildings", where={"households": [1, 2]})
+    assert set(got["id"]) == set(b[b["households"].isin([1, 2])]["id"])
+    with pytest.raises(ValidationError, match="households: 'x' is not a int"):
+        store.read("buildings", where={"households": "x"})
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        store.read("buildings", where={"nope": 1})
+
+
+def test_row_edits_keep_the_spatial_index(store, town):
+    b = town["buildings"]
+    store.write({"buildings": b})
+    new = b.head(2).assign(id=["new1", "new2"])
+    new = new.set_geometry(gpd.points_from_xy([117.0, 117.01], [35.0, 35.01]), crs="EPSG:4326")
+    store.insert("buildings", new)
+    far = (116.99, 34.99, 117.02, 35.02)
+    assert set(store.read("buildings", bbox=far)["id"]) == {"new1", "new2"}
+    store.update("buildings", "new1", {"households": 77, "geometry": shapely.Point(117.3, 35.3)})
+    assert set(store.read("buildings", bbox=far)["id"]) == {"new2"}
+    moved = store.read("buildings", bbox=(117.29, 35.29, 117.31, 35.31))
+    assert moved["id"].tolist() == ["new1"] and moved["households"].tolist() == [77]
+    assert store.delete("buildings", ["new2", "missing"]) == 1
+    assert len(store.read("buildings", bbox=far)) == 0
+    assert len(store.read("buildings")) == len(b) + 1
+    with pytest.raises(LayerNotFoundError, match="no row with id = 'ghost'"):
+        store.update("buildings", "ghost", {"households": 1})
+
+
+def test_insert_is_all_or_nothing(store, town):
+    b = town["buildings"]
+    store.write({"buildings": b})
+    rows = b.head(3).assign(id=["ok1", "ok2", b["id"].iloc[5]])  # the last one exists
+    with pytest.raises(ValidationError, match="duplicate key"):
+        store.insert("buildings", rows)
+    assert len(store.read("buildings")) == len(b)
+    assert not store.read("buildings", where={"id": ["ok1", "ok2"]}).shape[0]
+    bad = b.head(1).assign(id="neg", households=-1)
+    with pytest.raises(ValidationError, match="households is -1"):
+        store.insert("buildings", bad)
+
+
+def test_invalid_write_changes_nothing(store, town):
+    store.write({"buildings": town["buildings"], "communities": town["communities"]})
+    before = store.read("communities")
+    broken = town["communities"].assign(code="12345")
+    with pytest.raises(ValidationError, match="not a 12-digit code"):
+        store.write({"streets": town["streets"], "communities": broken})
+    assert "streets" not in store.layers()
+    assert_layer_equal(store.read("communities"), before, tolerance=0)
+
+
+def test_failure_mid_write_rolls_back(store, town, monkeypatch):
+    store.write({"communities": town["communities"]})
+    before = store.read("communities")
+    if isinstance(store, GeoPackageStore):
+        digest = hashlib.sha256(store.path.read_bytes()).hexdigest()
+        real = pyogrio.write_dataframe
+
+        def failing(df, path, layer, **kw):
+            if layer == "buildings":
+                raise OSError("disk full")
+            return real(df, path, layer=layer, **kw)
+
+        monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+    else:
+        real = type(store)._copy
+
+        def failing(self, conn, spec, df):
+            if spec.name == "buildings":
+                raise OSError("disk full")
+            return real(self, conn, spec, df)
+
+        monkeypatch.setattr(type(store), "_copy", failing)
+    with pytest.raises(OSError, match="disk full"):
+        store.write({"communities": town["communities"].head(1), "buildings": town["buildings"]})
+    monkeypatch.undo()
+    assert set(store.layers()) == {"communities"}
+    assert_layer_equal(store.read("communities"), before, tolerance=0)
+    if isinstance(store, GeoPackageStore):
+        assert hashlib.sha256(store.path.read_bytes()).hexdigest() == digest
+        assert list(store.path.parent.glob(".*tmp*")) == []
+
+
+def test_open_store_rejects_other_specs(tmp_path):
+    with pytest.raises(StoreError, match="give a .gpkg path or a postgresql"):
+        open_store(tmp_path / "x.shp")
+    assert isinstance(open_store(tmp_path / "x.gpkg"), GeoPackageStore)
+
+
+def test_gpkg_is_a_plain_geopackage(tmp_path, town):
+    s = GeoPackageStore(tmp_path / "c.gpkg")
+    s.write({"communities": town["communities"]})
+    info = pyogrio.read_info(s.path, layer="communities")
+    assert info["crs"] == "EPSG:4326" and info["geometry_type"] == "MultiPolygon"
+    df = pd.DataFrame(pyogrio.read_dataframe(s.path, layer="communities", read_geometry=False))
+    assert df["code"].tolist() == town["communities"]["code"].tolist()

@@ -1,0 +1,22 @@
+"""Assertions shared by the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+import shapely
+
+
+def assert_layer_equal(a: pd.DataFrame, b: pd.DataFrame, *, tolerance: float = 1e-9) -> None:
+    """Attributes equal exactly; geometries equal within ``tolerance`` degrees."""
+    a = a.reset_index(drop=True)
+    b = b.reset_index(drop=True)
+    geom = "geometry" if "geometry" in a.columns else None
+    cols = [c for c in a.columns if c != geom]
+    pd.testing.assert_frame_equal(pd.DataFrame(a[cols]), pd.DataFrame(b[cols]), check_dtype=True)
+    if geom:
+        same = shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=tolerance)
+        assert np.all(same), (
+            f"{(~same).sum()} geometries differ, first at row {np.flatnonzero(~same)[0]}"
+        )
