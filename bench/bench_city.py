@@ -25,7 +25,9 @@ def peak_mb() -> float:
 def timed(label: str, fn):
     t = time.perf_counter()
     out = fn()
-    print(f"{label:<34} {time.perf_counter() - t:8.2f} s   peak RSS {peak_mb():8.0f} MB", flush=True)
+    print(
+        f"{label:<34} {time.perf_counter() - t:8.2f} s   peak RSS {peak_mb():8.0f} MB", flush=True
+    )
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -57,7 +58,7 @@ def write(
         elif suffix == ".xlsx":
             to_table(df).to_excel(tmp, index=False, sheet_name=layer[:31])
         else:
-            opts = {}
+            opts: dict[str, Any] = {}
             spec = schema.layer(layer)
             if spec.geometry and suffix == ".gpkg":
                 opts["geometry_type"] = spec.geometry

@@ -111,6 +111,11 @@ def largest_remainder(weights: Sequence[float] | np.ndarray, total: int) -> np.n
     return out
 
 
+def _rng(root: np.random.SeedSequence, *key: int) -> np.random.Generator:
+    """An independent random stream of the city's seed, named by ``key``."""
+    return np.random.default_rng(np.random.SeedSequence(root.entropy, spawn_key=key))
+
+
 def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator, iters: int = 12) -> np.ndarray:
     """Lloyd's k-means with a KD-tree; empty clusters keep their centre.
 
@@ -407,7 +412,7 @@ def _split_sizes(total: int, urban: bool, rng: np.random.Generator) -> np.ndarra
 def _buildings(comms: gpd.GeoDataFrame, root: np.random.SeedSequence) -> gpd.GeoDataFrame:
     xs, ys, hhs, codes, urban_flags = [], [], [], [], []
     for c in comms.itertuples():
-        rng = np.random.default_rng([root.entropy, int(c.code)])
+        rng = _rng(root, int(c.code))
         urban = c.kind == "urban"
         sizes = _split_sizes(c.hh_, urban, rng)  # type: ignore[attr-defined]
         centre = np.array([c.cx_, c.cy_])  # type: ignore[attr-defined]
@@ -432,7 +437,7 @@ def _buildings(comms: gpd.GeoDataFrame, root: np.random.SeedSequence) -> gpd.Geo
     hh = np.concatenate(hhs)
     is_urban = np.concatenate(urban_flags)
     code = np.concatenate(codes)
-    rng = np.random.default_rng([root.entropy, 1])
+    rng = _rng(root, 1)
     residents = 2 * hh + rng.binomial(hh, PERSONS_PER_HOUSEHOLD - 2)
     _nudge(residents, int(round(hh.sum() * PERSONS_PER_HOUSEHOLD)), lower=hh, rng=rng)
     # the countryside is older than the towns (census pattern); shares set so the city
@@ -529,8 +534,8 @@ def _roads(
             x0, x1 = np.percentile(bx[idx], [5, 95])
             y0, y1 = np.percentile(by[idx], [5, 95])
             cx, cy = c.cx_, c.cy_  # type: ignore[attr-defined]
-            segs = np.array([((x0 - 30, cy), (x1 + 30, cy)), ((cx, y0 - 30), (cx, y1 + 30))])
-            lanes.append(shapely.intersection(_lines(segs), c.geometry))
+            cross = np.array([((x0 - 30, cy), (x1 + 30, cy)), ((cx, y0 - 30), (cx, y1 + 30))])
+            lanes.append(shapely.intersection(_lines(cross), c.geometry))
     if lattice:
         parts.append(("residential", np.concatenate(lattice)))
     if lanes:
@@ -591,7 +596,7 @@ def _facilities(
     buildings: gpd.GeoDataFrame,
     root: np.random.SeedSequence,
 ) -> gpd.GeoDataFrame:
-    rng = np.random.default_rng([root.entropy, 2])
+    rng = _rng(root, 2)
     names = facility_types().set_index("code")["name_zh"]
     rows: list[dict] = []
     first_b = buildings.groupby("community_code").head(1).set_index("community_code")
@@ -665,7 +670,7 @@ def _workers(comms: gpd.GeoDataFrame, root: np.random.SeedSequence) -> pd.DataFr
     """A roster for the urban communities: about one worker per 350 households (at least
     5), a few posts vacant; one 正职, one or two 副职, the rest 其他.
     """
-    rng = np.random.default_rng([root.entropy, 3])
+    rng = _rng(root, 3)
     urban = comms[comms["kind"] == "urban"]
     centres = gpd.GeoSeries(gpd.points_from_xy(urban["cx_"], urban["cy_"]), crs=comms.crs).to_crs(
         "EPSG:4326"
