@@ -141,3 +141,27 @@ def test_gpkg_is_a_plain_geopackage(tmp_path, town):
     assert info["crs"] == "EPSG:4326" and info["geometry_type"] == "MultiPolygon"
     df = pd.DataFrame(pyogrio.read_dataframe(s.path, layer="communities", read_geometry=False))
     assert df["code"].tolist() == town["communities"]["code"].tolist()
+
+
+@pytest.mark.parametrize("fmt", [".geojson", ".gpkg", ".csv", ".xlsx"])
+def test_import_store_export_chain(store, town, tmp_path, fmt):
+    """files → io.load → store → export → files again: equal to what went in, in each store."""
+    from gis import io
+    from gis.export import write as export
+
+    inputs = ("communities", "buildings", "facilities", "workers", "roads")
+    files = {}
+    for name in inputs:
+        tabular = fmt in (".csv", ".xlsx") and name not in ("communities", "roads")
+        suffix = fmt if tabular or fmt not in (".csv", ".xlsx") else ".gpkg"
+        files[name] = tmp_path / "in" / f"{name}{suffix}"
+        export(town[name], files[name], layer=name)
+    store.write(io.load(files))
+    out = {}
+    for name in inputs:
+        out[name] = tmp_path / "out" / files[name].name
+        export(store.read(name), out[name], layer=name)
+    again = io.load(out)
+    for name in (*inputs, "streets", "districts"):
+        want = town[name] if name in inputs else store.read(name)
+        assert_layer_equal(again[name], want, tolerance=1e-9)
