@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
@@ -53,6 +54,12 @@ JsonOpt = Annotated[
 ]
 
 
+def _register_subcommands() -> None:
+    from api import grids_cli
+
+    app.add_typer(grids_cli.app, name="grids")
+
+
 def store_spec(store: str | None) -> str:
     """The store to use: the option, else ``$GRIDGIS_STORE``, else the demo file."""
     return store or os.environ.get("GRIDGIS_STORE") or DEFAULT_STORE
@@ -82,12 +89,22 @@ def _steps(enabled: bool = True) -> Iterator[Callable[[str], None]]:
         yield say
 
 
+def _cell(v: Any) -> str:
+    if isinstance(v, bool | np.bool_):
+        return "是" if v else "否"
+    if isinstance(v, int | np.integer):
+        return f"{v:,}"
+    if isinstance(v, float | np.floating):
+        return f"{v:,.3f}"
+    return str(v)
+
+
 def _table(title: str, df: pd.DataFrame) -> Table:
     t = Table(title=title)
     for c in df.columns:
         t.add_column(str(c), justify="right" if pd.api.types.is_numeric_dtype(df[c]) else "left")
     for row in df.itertuples(index=False):
-        t.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
+        t.add_row(*[_cell(v) for v in row])
     return t
 
 
@@ -114,6 +131,7 @@ def city_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         c[["code", "district_code"]], left_on="community_code", right_on="code"
     )
     w = frames.get("workers")
+    g = frames.get("grids")
     rows = []
     for code, name in d.itertuples(index=False):
         cc = c[c["district_code"] == code]
@@ -128,6 +146,7 @@ def city_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 "楼栋/院落": len(bb),
                 "户数": int(bb["households"].sum()),
                 "人口": int(bb["residents"].sum()),
+                "网格": int(g["community_code"].str[:6].eq(code).sum()) if g is not None else 0,
                 "社区工作者": int(w["community_code"].str[:6].eq(code).sum())
                 if w is not None
                 else 0,
@@ -154,10 +173,17 @@ def demo(
     """
     spec = store_spec(store)
     t0 = time.perf_counter()
+    from api.grids_cli import community_progress
+    from gis.partition import divide
     from gis.synth import build_city
 
     with _steps(not as_json) as say:
         frames = build_city(seed=seed, progress=say)
+    with community_progress(not as_json, "网格划分 grids") as tick:
+        frames["grids"] = divide(
+            frames["communities"], frames["buildings"], frames["roads"], progress=tick
+        ).grids
+    with _steps(not as_json) as say:
         say(f"writing {sum(len(f) for f in frames.values()):,} rows to {spec}")
         open_store(spec).write(frames)
     summary = city_summary(frames)
@@ -299,6 +325,9 @@ def info(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 
 def _exit_code(exc: GridError) -> int:
     return 2 if isinstance(exc, ValidationError | InputFileError | ValueError) else 1
+
+
+_register_subcommands()
 
 
 def main() -> None:

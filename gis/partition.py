@@ -26,7 +26,7 @@ Everything is deterministic: the same input gives the same grids.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -636,6 +636,23 @@ def _check_inputs(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) ->
         raise ValidationError("grid division input", problems)
 
 
+def _scale_and_roads(
+    communities: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | None
+) -> tuple[float, shapely.STRtree | None]:
+    """The x scale (cos of the mean latitude) that makes lon/lat locally isotropic, and an
+    R-tree of the roads in those scaled coordinates.
+    """
+    lat0 = float(np.mean(communities.total_bounds[[1, 3]])) if len(communities) else 35.0
+    scale = math.cos(math.radians(lat0))
+    tree = None
+    if roads is not None and len(roads):
+        sroads = shapely.transform(
+            roads.geometry.values, lambda c: np.column_stack([c[:, 0] * scale, c[:, 1]])
+        )
+        tree = shapely.STRtree(sroads)
+    return scale, tree
+
+
 def divide(
     communities: gpd.GeoDataFrame,
     buildings: gpd.GeoDataFrame,
@@ -643,6 +660,7 @@ def divide(
     *,
     rules: GridRules | None = None,
     only: Sequence[str] | None = None,
+    used: Mapping[str, Iterable[int]] | None = None,
     progress: Progress | None = None,
 ) -> Division:
     """Divide communities into grids.
@@ -655,6 +673,9 @@ def divide(
         Household bands per community kind (default 300–400, target 350).
     only
         Community codes to divide (default all).
+    used
+        Community code → grid sequences used before (live or retired): such communities
+        are numbered on from the highest, so no code is ever reused for another area.
     progress
         Called as ``progress(done, total)`` after each community.
 

@@ -187,6 +187,19 @@ LAYERS: dict[str, Layer] = {
             "网格",
         ),
         Layer(
+            "grid_history",
+            ("code",),
+            (
+                _code("code", "grid", label="网格代码"),
+                _code("community_code", "community", label="社区代码"),
+                Field("seq", "int", minimum=1, label="序号"),
+                Field("retired", "str", pattern=r"^\d{4}-\d{2}-\d{2}$", label="撤销日期"),
+                Field("replaced_by", "str", nullable=True, required=False, label="替代网格"),
+            ),
+            None,
+            "撤销网格",
+        ),
+        Layer(
             "workers",
             ("id",),
             (
