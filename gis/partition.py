@@ -721,24 +721,9 @@ def divide(
         idx = by_comm.get(c.code, np.zeros(0, dtype=np.int64))
         band = rules.band(c.kind)
         grids = _divide_community(c.geometry, bxy[idx], hh[idx], band, tree, scale)
-        polys = [p for p, _ in grids]
-        pts = shapely.get_coordinates(shapely.point_on_surface(polys))
-        minx, miny, maxx, maxy = c.geometry.bounds
-        order = codes.reading_order(
-            pts[:, 0], pts[:, 1], math.sqrt((maxx - minx) * (maxy - miny) / len(polys))
+        rows += number_grids(
+            c.code, c.geometry, grids, (used or {}).get(c.code, ()), hh[idx], res[idx]
         )
-        for seq, j in enumerate(order, start=1):
-            poly, members = grids[j]
-            rows.append(
-                {
-                    "code": codes.grid_code(c.code, seq),
-                    "community_code": c.code,
-                    "seq": seq,
-                    "households": int(hh[idx][members].sum()),
-                    "residents": int(res[idx][members].sum()),
-                    "geometry": poly,
-                }
-            )
         if progress:
             progress(i + 1, len(comms))
     grids = (
@@ -748,6 +733,40 @@ def divide(
     )
     grids = schema.conform("grids", grids)
     return Division(grids, report_communities(grids, comms, buildings, rules))
+
+
+def number_grids(
+    community: str,
+    area: shapely.Geometry,
+    made: list[tuple[shapely.Geometry, np.ndarray]],
+    used: Iterable[int],
+    households: np.ndarray,
+    residents: np.ndarray,
+) -> list[dict]:
+    """Rows of the ``grids`` layer for new grids of one community: sequences above every
+    one in ``used``, given west→east, north→south (rows about one grid high).
+    """
+    if not made:
+        return []
+    pts = shapely.get_coordinates(shapely.point_on_surface([p for p, _ in made]))
+    minx, miny, maxx, maxy = area.bounds
+    order = codes.reading_order(
+        pts[:, 0], pts[:, 1], math.sqrt((maxx - minx) * (maxy - miny) / len(made))
+    )
+    rows = []
+    for seq, j in zip(codes.next_sequences(used, len(made)), order, strict=True):
+        poly, members = made[j]
+        rows.append(
+            {
+                "code": codes.grid_code(community, seq),
+                "community_code": community,
+                "seq": seq,
+                "households": int(households[members].sum()),
+                "residents": int(residents[members].sum()),
+                "geometry": poly,
+            }
+        )
+    return rows
 
 
 def _divide_community(

@@ -10,7 +10,6 @@ layer, so a code never names two different areas.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
 
@@ -20,8 +19,8 @@ import pandas as pd
 import geopandas as gpd
 import shapely
 
-from gis import codes, schema
-from gis.partition import Band, GridRules, _divide_community, _scale_and_roads
+from gis import schema
+from gis.partition import Band, GridRules, _divide_community, _scale_and_roads, number_grids
 
 
 @dataclass
@@ -164,28 +163,10 @@ def update(
             area = shapely.union_all(polys[members])
             inside = np.flatnonzero(np.isin(owner, members))
             made = _divide_community(area, bxy[inside], hh_b[inside], band, tree, scale)
-            pts = shapely.get_coordinates(shapely.point_on_surface([p for p, _ in made]))
-            minx, miny, maxx, maxy = area.bounds
-            order = codes.reading_order(
-                pts[:, 0], pts[:, 1], math.sqrt((maxx - minx) * (maxy - miny) / len(made))
-            )
-            fresh = codes.next_sequences(seqs, len(made))
-            seqs |= set(fresh)
-            made_codes = []
-            for seq, j in zip(fresh, order, strict=True):
-                poly, m = made[j]
-                gcode = codes.grid_code(code, seq)
-                made_codes.append(gcode)
-                new_rows.append(
-                    {
-                        "code": gcode,
-                        "community_code": code,
-                        "seq": seq,
-                        "households": int(hh_b[inside][m].sum()),
-                        "residents": int(res_b[inside][m].sum()),
-                        "geometry": poly,
-                    }
-                )
+            rows = number_grids(code, area, made, seqs, hh_b[inside], res_b[inside])
+            seqs |= {r["seq"] for r in rows}
+            new_rows += rows
+            made_codes = [r["code"] for r in rows]
             for i in members:
                 hist_rows.append(
                     {
