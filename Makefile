@@ -20,7 +20,9 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_city.py
+	$(BIN)/python bench/bench_grids.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
