@@ -44,7 +44,7 @@ from gis.crs import metric_crs_of
 from gis.errors import GridError, ValidationError
 
 METRES_PER_DEGREE = 111_320.0
-ROAD_FACTOR = 0.25
+ROAD_FACTOR = 0.05
 MIN_SHARED_M = 2.0  # neighbours must share at least this much border inside the community
 Progress = Callable[[int, int], None]
 
