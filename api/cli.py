@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,8 +23,10 @@ from gis import crs as gcrs
 from gis import export as gexport
 from gis import io as gio
 from gis import schema
+from gis.assign import assign
 from gis.errors import GridError, InputFileError, ValidationError
 from gis.reference import facility_types
+from gis.staffing import payroll, quotas
 from gis.store import Store, open_store
 
 DEFAULT_STORE = "out/zaozhuang.gpkg"
@@ -55,9 +58,10 @@ JsonOpt = Annotated[
 
 
 def _register_subcommands() -> None:
-    from api import grids_cli
+    from api import grids_cli, staff_cli
 
     app.add_typer(grids_cli.app, name="grids")
+    app.add_typer(staff_cli.app, name="staff")
 
 
 def store_spec(store: str | None) -> str:
@@ -184,18 +188,43 @@ def demo(
             frames["communities"], frames["buildings"], frames["roads"], progress=tick
         ).grids
     with _steps(not as_json) as say:
+        say("staffing: quotas, workers into grids, grades")
+        hh = frames["buildings"].groupby("community_code")["households"].sum()
+        quota = quotas(frames["communities"], hh)
+        staffed = assign(frames["grids"], quota, frames["workers"])
+        frames["workers"], _ = payroll(staffed.workers, on=date.today())
+        frames["workers"] = frames["workers"][schema.layer("workers").columns]
+        frames["assignments"] = staffed.assignments
         say(f"writing {sum(len(f) for f in frames.values()):,} rows to {spec}")
         open_store(spec).write(frames)
     summary = city_summary(frames)
     elapsed = time.perf_counter() - t0
 
+    urban = quota["kind"] == "urban"
+    staffing = {
+        "urban_quota_total": int(quota.loc[urban, "quota"].sum()),
+        "urban_rule_total": int(quota.loc[urban, "rule_quota"].sum()),
+        "cap": 1540,
+        "grid_workers_in_band_where_possible": round(staffed.share_in_band_where_possible, 4),
+    }
+
     def render() -> None:
         console.print(_table("枣庄市 demo city (synthetic detail, real codes)", summary))
+        console.print(
+            f"社区工作者: 规则定额 {staffing['urban_rule_total']:,} → 核定 {staffing['urban_quota_total']:,} "
+            f"(核定总量 {staffing['cap']:,}); 网格员负担 300–400 户 (可达处) "
+            f"{staffing['grid_workers_in_band_where_possible']:.1%}"
+        )
         console.print(f"store: [bold]{spec}[/bold]  ({elapsed:.1f} s)")
 
     _emit(
         as_json,
-        {"store": spec, "seconds": round(elapsed, 2), "districts": summary.to_dict("records")},
+        {
+            "store": spec,
+            "seconds": round(elapsed, 2),
+            "districts": summary.to_dict("records"),
+            "staffing": staffing,
+        },
         render,
     )
 

@@ -429,6 +429,8 @@ def _workers(raw: RawInput, system: str, communities: set[str] | None) -> pd.Dat
         dates = pd.to_datetime(df["hired"], errors="coerce", format="mixed")
         for i in np.flatnonzero((dates.isna() & df["hired"].notna()).to_numpy()):
             raw.problems.append(f"{raw.labels[i]}: hired {df['hired'].iloc[i]!r} is not a date")
+        for i in np.flatnonzero((dates > pd.Timestamp.today()).to_numpy()):
+            raw.problems.append(f"{raw.labels[i]}: hired {df['hired'].iloc[i]} is in the future")
         df["hired"] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), df["hired"])
     if {"home_lon", "home_lat"} <= set(src.columns):
         lon = pd.to_numeric(src["home_lon"], errors="coerce")
