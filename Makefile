@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_city.py
 	$(BIN)/python bench/bench_grids.py
+	$(BIN)/python bench/bench_staff.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
