@@ -21,7 +21,15 @@ from scipy.optimize import linear_sum_assignment
 import geopandas as gpd
 import shapely
 
-from gis.partition import METRES_PER_DEGREE, Band, _Graph, _make_contiguous, _metis, _Refiner
+from gis.partition import (
+    METRES_PER_DEGREE,
+    Band,
+    _Graph,
+    _make_contiguous,
+    _metis,
+    _Refiner,
+    shared_borders,
+)
 from gis.staffing import StaffRules
 
 LOAD_BAND = (300, 400)
@@ -59,13 +67,7 @@ def roles(workers: pd.DataFrame, window: pd.Series) -> pd.DataFrame:
 
 def _grid_graph(polys: np.ndarray, hh: np.ndarray) -> _Graph:
     n = len(polys)
-    tree = shapely.STRtree(polys)
-    a, b = tree.query(polys, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    shared = shapely.length(
-        shapely.intersection(shapely.boundary(polys[a]), shapely.boundary(polys[b]))
-    )
+    a, b, shared = shared_borders(polys)
     nbrs: list[list[int]] = [[] for _ in range(n)]
     ew: dict[tuple[int, int], int] = {}
     for i, j, length in zip(a.tolist(), b.tolist(), shared.tolist(), strict=True):

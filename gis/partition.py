@@ -636,6 +636,21 @@ def _check_inputs(communities: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame) ->
         raise ValidationError("grid division input", problems)
 
 
+def shared_borders(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``(i, j)``, ``i < j``, of polygons that share a border, and its length (in the
+    polygons' units); polygons touching only at points are left out.
+    """
+    tree = shapely.STRtree(polys)
+    a, b = tree.query(polys, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    length = shapely.length(
+        shapely.intersection(shapely.boundary(polys[a]), shapely.boundary(polys[b]))
+    )
+    ok = length > 0
+    return a[ok], b[ok], length[ok]
+
+
 def _scale_and_roads(
     communities: gpd.GeoDataFrame, roads: gpd.GeoDataFrame | None
 ) -> tuple[float, shapely.STRtree | None]:
@@ -700,14 +715,7 @@ def divide(
         if missing:
             raise ValidationError("grid division", [f"unknown community code {c}" for c in missing])
     comms = comms.sort_values("code").reset_index(drop=True)
-    lat0 = float(np.mean(comms.total_bounds[[1, 3]])) if len(comms) else 35.0
-    scale = math.cos(math.radians(lat0))
-    tree = None
-    if roads is not None and len(roads):
-        sroads = shapely.transform(
-            roads.geometry.values, lambda c: np.column_stack([c[:, 0] * scale, c[:, 1]])
-        )
-        tree = shapely.STRtree(sroads)
+    scale, tree = _scale_and_roads(comms, roads)
     by_comm = buildings.groupby("community_code").indices
     bxy = shapely.get_coordinates(buildings.geometry.values)
     hh = buildings["households"].to_numpy(dtype=float)

@@ -20,7 +20,14 @@ import geopandas as gpd
 import shapely
 
 from gis import schema
-from gis.partition import Band, GridRules, _divide_community, _scale_and_roads, number_grids
+from gis.partition import (
+    Band,
+    GridRules,
+    _divide_community,
+    _scale_and_roads,
+    number_grids,
+    shared_borders,
+)
 
 
 @dataclass
@@ -60,13 +67,7 @@ def _regions(polys: np.ndarray, hh: np.ndarray, band: Band, max_grids: int = 8) 
     neighbours as make the group's households splittable into in-band grids.
     """
     n = len(polys)
-    tree = shapely.STRtree(polys)
-    a, b = tree.query(polys, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    shared = shapely.length(
-        shapely.intersection(shapely.boundary(polys[a]), shapely.boundary(polys[b]))
-    )
+    a, b, shared = shared_borders(polys)
     nbrs: list[dict[int, float]] = [{} for _ in range(n)]
     for i, j, length in zip(a.tolist(), b.tolist(), shared.tolist(), strict=True):
         if length > 0:
