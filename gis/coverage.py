@@ -1,0 +1,356 @@
+"""Service coverage and gaps (服务覆盖与缺口): who is beyond reach of which facility.
+
+Per facility type of the catalogue: each building's distance to the nearest facility
+(straight line in the metric zone, or walking distance on the road network), whether it is
+within the type's service distance, the served population (households, or the type's group:
+elderly, children, disabled, rural households) covered and uncovered per grid, community,
+street, district and city; gap areas drawn from the building cells of uncovered buildings;
+facility floor area per 100 households against the standard; and a capacity-aware
+accessibility score (two-step floating catchment, 2SFCA).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+import geopandas as gpd
+import shapely
+
+from gis import network as gnet
+from gis import schema
+from gis.crs import metric_crs_of
+from gis.errors import ValidationError
+from gis.io import locate
+
+LEVELS = ("grid", "community", "street", "district", "city")
+
+
+@dataclass
+class Coverage:
+    """Result of :func:`compute`."""
+
+    buildings: pd.DataFrame  # id, community_code, dist_<type>, covered_<type>, access_<type>
+    table: pd.DataFrame  # layer ``coverage``
+    gaps: gpd.GeoDataFrame  # layer ``gaps``
+    capacity: pd.DataFrame  # per community and type with an area standard
+    notes: list[str] = field(default_factory=list)
+    mode: str = "line"
+
+
+def served(buildings: pd.DataFrame, serves: str, kinds: pd.Series) -> np.ndarray:
+    """The population a type serves in each building (missing counts as 0)."""
+    if serves == "rural_households":
+        rural = buildings["community_code"].map(kinds).eq("rural").to_numpy()
+        return np.where(rural, buildings["households"].to_numpy(dtype=float), 0.0)
+    return buildings[serves].astype("Float64").fillna(0).to_numpy(dtype=float)
+
+
+def _check(
+    buildings: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    types: pd.DataFrame,
+    wanted: Sequence[str] | None,
+) -> pd.DataFrame:
+    problems = []
+    for name, df in (("buildings", buildings), ("facilities", facilities)):
+        if df.crs is None or not df.crs.equals(schema.STORAGE_CRS):
+            problems.append(f"{name} must be in EPSG:4326 (got {df.crs})")
+    if wanted:
+        unknown = sorted(set(wanted) - set(types["code"]))
+        problems += [
+            f"unknown facility type {t!r}; the catalogue has {', '.join(types['code'])}"
+            for t in unknown
+        ]
+    if problems:
+        raise ValidationError("coverage", problems)
+    return types[types["code"].isin(wanted)] if wanted else types
+
+
+def compute(
+    buildings: gpd.GeoDataFrame,
+    facilities: gpd.GeoDataFrame,
+    types: pd.DataFrame,
+    communities: gpd.GeoDataFrame,
+    *,
+    grids: gpd.GeoDataFrame | None = None,
+    roads: gpd.GeoDataFrame | None = None,
+    mode: str | None = None,
+    only: Sequence[str] | None = None,
+    gaps: bool = True,
+) -> Coverage:
+    """Coverage of every facility type (or ``only`` some).
+
+    Parameters
+    ----------
+    buildings, facilities, communities, grids, roads
+        Layers in EPSG:4326 (grids and roads optional).
+    types
+        The ``facility_types`` catalogue.
+    mode
+        ``line`` (straight line) or ``network`` (walking distance on the roads); default
+        network when roads are given.
+    only
+        Facility type codes to compute (default all).
+    gaps
+        Whether to draw gap polygons.
+
+    Returns
+    -------
+    Coverage
+    """
+    types = _check(buildings, facilities, types, only)
+    mode = mode or ("network" if roads is not None and len(roads) else "line")
+    if mode not in ("line", "network"):
+        raise ValidationError("coverage", [f"mode {mode!r} is not line or network"])
+    if mode == "network" and (roads is None or not len(roads)):
+        raise ValidationError("coverage", ["network mode needs a roads layer"])
+    metric = metric_crs_of(communities)
+    bxy = shapely.get_coordinates(buildings.to_crs(metric).geometry.values)
+    fm = facilities.to_crs(metric)
+    fxy = shapely.get_coordinates(fm.geometry.values)
+    notes: list[str] = []
+    fac_comm = locate(facilities.geometry, communities)
+    for fid in facilities.loc[fac_comm.isna().to_numpy(), "id"]:
+        notes.append(
+            f"facility {fid} lies outside every community: it serves distances, not capacity"
+        )
+    net = (
+        gnet.build(roads.to_crs(metric).geometry)
+        if roads is not None and mode == "network"
+        else None
+    )
+    kinds = communities.set_index("code")["kind"]
+    out = buildings[["id", "community_code"]].reset_index(drop=True).copy()
+    status = (
+        facilities["status"]
+        if "status" in facilities
+        else pd.Series("existing", index=facilities.index)
+    )
+    existing = status.fillna("existing").eq("existing").to_numpy()
+    rows: list[pd.DataFrame] = []
+    gap_frames: list[gpd.GeoDataFrame] = []
+    cap_rows: list[pd.DataFrame] = []
+    unit = _units(buildings, grids)
+    cells = _Cells(buildings, communities)
+    ctx = {
+        "types": list(types.itertuples(index=False)),
+        "facilities": facilities,
+        "existing": existing,
+        "buildings": buildings,
+        "kinds": kinds,
+        "mode": mode,
+        "bxy": bxy,
+        "fxy": fxy,
+        "net": net,
+        "unit": unit,
+        "cells": cells,
+        "fac_comm": fac_comm,
+        "gaps": gaps,
+    }
+    results = [_one_type(ctx, i) for i in range(len(ctx["types"]))]
+    for r in results:
+        notes += r["notes"]
+        out = out.assign(**r["columns"])
+        rows.append(r["table"])
+        if r["gaps"] is not None:
+            gap_frames.append(r["gaps"])
+        if r["capacity"] is not None:
+            cap_rows.append(r["capacity"])
+    table = schema.conform("coverage", pd.concat(rows, ignore_index=True))
+    gap_layer = (
+        schema.conform("gaps", pd.concat(gap_frames, ignore_index=True))
+        if gap_frames and any(len(g) for g in gap_frames)
+        else schema.empty("gaps")
+    )
+    capacity = pd.concat(cap_rows, ignore_index=True) if cap_rows else pd.DataFrame()
+    return Coverage(out, table, gap_layer, capacity, notes, mode)
+
+
+def _units(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | None) -> pd.DataFrame:
+    code = buildings["community_code"].to_numpy()
+    u = pd.DataFrame(
+        {
+            "community": code,
+            "street": [c[:9] for c in code],
+            "district": [c[:6] for c in code],
+            "city": "city",
+        }
+    )
+    if grids is not None and len(grids):
+        tree = shapely.STRtree(grids.geometry.values)
+        b, g = tree.query(buildings.geometry.values, predicate="intersects")
+        first = np.unique(b, return_index=True)[1]
+        grid = np.full(len(buildings), None, dtype=object)
+        grid[b[first]] = grids["code"].to_numpy()[g[first]]
+        u.insert(0, "grid", grid)
+    return u
+
+
+def _aggregate(
+    code: str, unit: pd.DataFrame, demand: np.ndarray, covered: np.ndarray, reach: np.ndarray
+) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "served": demand,
+            "covered": np.where(covered, demand, 0.0),
+            "unreachable": np.where(reach, 0.0, demand),
+        }
+    )
+    parts = []
+    for level in LEVELS:
+        if level not in unit.columns:
+            continue
+        keys = unit[level]
+        ok = keys.notna().to_numpy()
+        agg = frame[ok].groupby(keys[ok].to_numpy()).sum()
+        agg = agg.reset_index(names="code")
+        agg.insert(0, "level", level)
+        parts.append(agg)
+    t = pd.concat(parts, ignore_index=True)
+    t.insert(0, "type", code)
+    t["uncovered"] = t["served"] - t["covered"]
+    t["share"] = np.where(
+        t["served"] > 0, t["covered"] / t["served"].where(t["served"] > 0, 1), np.nan
+    )
+    return t
+
+
+def _two_step(
+    bxy: np.ndarray, demand: np.ndarray, fxy: np.ndarray, area: np.ndarray, radius: float
+) -> np.ndarray:
+    """2SFCA: each facility's supply (floor area, 1 where unknown) over the demand within
+    its radius; each building sums the ratios of the facilities within reach.
+    """
+    if len(fxy) == 0:
+        return np.zeros(len(bxy))
+    supply = np.where(np.isnan(area), 1.0, area)
+    pairs = cKDTree(bxy).sparse_distance_matrix(cKDTree(fxy), radius, output_type="coo_matrix")
+    b, f = pairs.row, pairs.col
+    load = np.bincount(f, weights=demand[b], minlength=len(fxy))
+    ratio = np.divide(supply, load, out=np.zeros(len(fxy)), where=load > 0)
+    return np.bincount(b, weights=ratio[f], minlength=len(bxy))
+
+
+def _capacity(
+    t: object, facilities: gpd.GeoDataFrame, fac_comm: pd.Series, buildings: gpd.GeoDataFrame
+) -> pd.DataFrame:
+    hh = buildings.groupby("community_code")["households"].sum()
+    area = facilities["area_m2"].fillna(0).groupby(fac_comm.to_numpy()).sum()
+    per100 = (area.reindex(hh.index).fillna(0) / hh.where(hh > 0) * 100).fillna(0)
+    std = float(t.area_per_100_households)  # type: ignore[attr-defined]
+    return pd.DataFrame(
+        {
+            "type": t.code,  # type: ignore[attr-defined]
+            "community_code": hh.index,
+            "households": hh.to_numpy(),
+            "area_m2": area.reindex(hh.index).fillna(0).to_numpy(),
+            "area_per_100_households": per100.to_numpy(),
+            "standard": std,
+            "under_standard": (per100 < std).to_numpy(),
+        }
+    )
+
+
+def _one_type(c: dict, i: int) -> dict:
+    """Everything computed for facility type ``i`` of the context."""
+    t = c["types"][i]
+    facilities, buildings = c["facilities"], c["buildings"]
+    bxy, fxy = c["bxy"], c["fxy"]
+    notes = []
+    mine = (facilities["type"].to_numpy() == t.code) & c["existing"]
+    demand = served(buildings, t.serves, c["kinds"])
+    if not mine.any():
+        notes.append(
+            f"no existing facility of type {t.code} ({t.name_zh}): every building is uncovered"
+        )
+    if c["mode"] == "line":
+        dist = cKDTree(fxy[mine]).query(bxy)[0] if mine.any() else np.full(len(bxy), np.inf)
+    else:
+        dist = gnet.nearest(c["net"], fxy[mine], bxy)
+    reach = np.isfinite(dist)
+    if mine.any() and not reach.all():
+        notes.append(
+            f"{t.code}: {int((~reach).sum())} buildings cannot reach any facility on the road network"
+        )
+    covered = reach & (dist <= t.radius_m)
+    area = facilities["area_m2"].to_numpy(dtype=float)[mine]
+    columns = {
+        f"dist_{t.code}": np.where(reach, dist, np.nan),
+        f"covered_{t.code}": covered,
+        f"access_{t.code}": _two_step(bxy, demand, fxy[mine], area, t.radius_m),
+    }
+    return {
+        "notes": notes,
+        "columns": columns,
+        "table": _aggregate(t.code, c["unit"], demand, covered, reach),
+        "gaps": c["cells"].gaps(t.code, ~covered & (demand > 0), demand) if c["gaps"] else None,
+        "capacity": _capacity(t, facilities[mine], c["fac_comm"][mine], buildings)
+        if pd.notna(t.area_per_100_households)
+        else None,
+    }
+
+
+class _Cells:
+    """Voronoi cells of a community's buildings (computed once, on demand) for gap areas."""
+
+    def __init__(self, buildings: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> None:
+        self.b = buildings
+        self.geom = communities.set_index("code").geometry
+        self.index = buildings.groupby("community_code").indices
+        self.xy = shapely.get_coordinates(buildings.geometry.values)
+        self.points = buildings.geometry.values
+        self.cache: dict[str, np.ndarray] = {}
+
+    def cells(self, code: str) -> np.ndarray:
+        if code not in self.cache:
+            idx = self.index[code]
+            poly = self.geom[code]
+            if len(idx) == 1:
+                self.cache[code] = np.array([poly], dtype=object)
+            else:
+                pts = self.xy[idx] + np.random.default_rng(0).normal(
+                    0, 1e-9, (len(idx), 2)
+                )  # no twin points
+                # unclipped cells form an exact coverage: unions of them are fast and clean
+                self.cache[code] = shapely.get_parts(
+                    shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=poly, ordered=True)
+                )
+        return self.cache[code]
+
+    def gaps(self, type_code: str, uncovered: np.ndarray, demand: np.ndarray) -> gpd.GeoDataFrame:
+        rows = []
+        codes = self.b["community_code"].to_numpy()
+        for code in sorted(set(codes[uncovered])):
+            idx = self.index[code]
+            mask = uncovered[idx]
+            if mask.all():  # the whole community is a gap: no cells needed
+                parts = [self.geom[code]]
+                groups = [np.arange(len(idx))]
+            else:
+                union = shapely.intersection(
+                    shapely.coverage_union_all(self.cells(code)[mask]), self.geom[code]
+                )
+                parts = [p for p in shapely.get_parts(union) if p.area > 0]
+                where = np.flatnonzero(mask)
+                pi, gi = shapely.STRtree(np.asarray(parts, dtype=object)).query(
+                    self.points[idx][where], predicate="intersects"
+                )
+                groups = [where[pi[gi == k]] for k in range(len(parts))]
+            for k, (p, g) in enumerate(zip(parts, groups, strict=True)):
+                rows.append(
+                    {
+                        "id": f"{type_code}:{code}:{k + 1}",
+                        "type": type_code,
+                        "community_code": code,
+                        "served": float(demand[idx][g].sum()),
+                        "geometry": p,
+                    }
+                )
+        if not rows:
+            return schema.empty("gaps")
+        return gpd.GeoDataFrame(rows, geometry="geometry", crs=schema.STORAGE_CRS)
