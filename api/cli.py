@@ -24,6 +24,7 @@ from gis import export as gexport
 from gis import io as gio
 from gis import schema
 from gis.assign import assign
+from gis.coverage import compute as compute_coverage
 from gis.errors import GridError, InputFileError, ValidationError
 from gis.reference import facility_types
 from gis.staffing import payroll, quotas
@@ -58,10 +59,11 @@ JsonOpt = Annotated[
 
 
 def _register_subcommands() -> None:
-    from api import grids_cli, staff_cli
+    from api import coverage_cli, grids_cli, staff_cli
 
     app.add_typer(grids_cli.app, name="grids")
     app.add_typer(staff_cli.app, name="staff")
+    app.command("coverage")(coverage_cli.coverage)
 
 
 def store_spec(store: str | None) -> str:
@@ -195,11 +197,24 @@ def demo(
         frames["workers"], _ = payroll(staffed.workers, on=date.today())
         frames["workers"] = frames["workers"][schema.layer("workers").columns]
         frames["assignments"] = staffed.assignments
+        say("coverage of every facility type (walking distance on the roads)")
+        cov = compute_coverage(
+            frames["buildings"],
+            frames["facilities"],
+            frames["facility_types"],
+            frames["communities"],
+            grids=frames["grids"],
+            roads=frames["roads"],
+        )
+        frames["coverage"], frames["gaps"] = cov.table, cov.gaps
         say(f"writing {sum(len(f) for f in frames.values()):,} rows to {spec}")
         open_store(spec).write(frames)
     summary = city_summary(frames)
     elapsed = time.perf_counter() - t0
 
+    from api.coverage_cli import city_table
+
+    coverage_table = city_table(cov, frames["facility_types"])
     urban = quota["kind"] == "urban"
     staffing = {
         "urban_quota_total": int(quota.loc[urban, "quota"].sum()),
@@ -215,6 +230,7 @@ def demo(
             f"(核定总量 {staffing['cap']:,}); 网格员负担 300–400 户 (可达处) "
             f"{staffing['grid_workers_in_band_where_possible']:.1%}"
         )
+        console.print(_table("服务覆盖 (路网步行距离)", coverage_table))
         console.print(f"store: [bold]{spec}[/bold]  ({elapsed:.1f} s)")
 
     _emit(
@@ -224,6 +240,7 @@ def demo(
             "seconds": round(elapsed, 2),
             "districts": summary.to_dict("records"),
             "staffing": staffing,
+            "coverage": coverage_table.to_dict("records"),
         },
         render,
     )

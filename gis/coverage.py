@@ -25,7 +25,7 @@ from gis import network as gnet
 from gis import schema
 from gis.crs import metric_crs_of
 from gis.errors import ValidationError
-from gis.io import locate
+from gis.io import community_kind, locate
 
 LEVELS = ("grid", "community", "street", "district", "city")
 
@@ -75,7 +75,7 @@ def compute(
     buildings: gpd.GeoDataFrame,
     facilities: gpd.GeoDataFrame,
     types: pd.DataFrame,
-    communities: gpd.GeoDataFrame,
+    communities: gpd.GeoDataFrame | None,
     *,
     grids: gpd.GeoDataFrame | None = None,
     roads: gpd.GeoDataFrame | None = None,
@@ -109,22 +109,31 @@ def compute(
         raise ValidationError("coverage", [f"mode {mode!r} is not line or network"])
     if mode == "network" and (roads is None or not len(roads)):
         raise ValidationError("coverage", ["network mode needs a roads layer"])
-    metric = metric_crs_of(communities)
+    metric = metric_crs_of(communities if communities is not None else buildings)
     bxy = shapely.get_coordinates(buildings.to_crs(metric).geometry.values)
     fm = facilities.to_crs(metric)
     fxy = shapely.get_coordinates(fm.geometry.values)
     notes: list[str] = []
-    fac_comm = locate(facilities.geometry, communities)
-    for fid in facilities.loc[fac_comm.isna().to_numpy(), "id"]:
+    if communities is not None:
+        fac_comm = locate(facilities.geometry, communities)
+        for fid in facilities.loc[fac_comm.isna().to_numpy(), "id"]:
+            notes.append(
+                f"facility {fid} lies outside every community: it serves distances, not capacity"
+            )
+        kinds = communities.set_index("code")["kind"]
+    else:  # no polygons: kinds from the codes, no gap areas, no capacity per community
+        fac_comm = pd.Series([None] * len(facilities), index=facilities.index, dtype=object)
+        codes = pd.Series(sorted(set(buildings["community_code"])))
+        kinds = pd.Series(community_kind(codes).to_numpy(), index=codes.to_numpy())
         notes.append(
-            f"facility {fid} lies outside every community: it serves distances, not capacity"
+            "no communities given: gap areas and floor area per community are not computed"
         )
+        gaps = False
     net = (
         gnet.build(roads.to_crs(metric).geometry)
         if roads is not None and mode == "network"
         else None
     )
-    kinds = communities.set_index("code")["kind"]
     out = buildings[["id", "community_code"]].reset_index(drop=True).copy()
     status = (
         facilities["status"]
@@ -136,7 +145,7 @@ def compute(
     gap_frames: list[gpd.GeoDataFrame] = []
     cap_rows: list[pd.DataFrame] = []
     unit = _units(buildings, grids)
-    cells = _Cells(buildings, communities)
+    cells = _Cells(buildings, communities) if communities is not None else None
     ctx = {
         "types": list(types.itertuples(index=False)),
         "facilities": facilities,
@@ -290,7 +299,7 @@ def _one_type(c: dict, i: int) -> dict:
         "table": _aggregate(t.code, c["unit"], demand, covered, reach),
         "gaps": c["cells"].gaps(t.code, ~covered & (demand > 0), demand) if c["gaps"] else None,
         "capacity": _capacity(t, facilities[mine], c["fac_comm"][mine], buildings)
-        if pd.notna(t.area_per_100_households)
+        if pd.notna(t.area_per_100_households) and c["cells"] is not None
         else None,
     }
 

@@ -79,4 +79,20 @@ def write(
     return len(df)
 
 
-__all__ = ["write", "to_table"]
+def write_layers(layers: dict[str, pd.DataFrame], path: str | os.PathLike[str]) -> None:
+    """Write several layers into one new GeoPackage, moved into place when all are written."""
+    p = Path(path)
+    if p.suffix.lower() != ".gpkg":
+        raise InputFileError(f"{p}: several layers need a .gpkg file")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.stem}.partial.gpkg")
+    tmp.unlink(missing_ok=True)
+    try:
+        for name, df in layers.items():
+            pyogrio.write_dataframe(df, tmp, layer=name, driver="GPKG")
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = ["write", "write_layers", "to_table"]

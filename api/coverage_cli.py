@@ -1,0 +1,158 @@
+"""``gridgis coverage``: who is beyond reach of which facility, per level and type."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
+import typer
+
+import geopandas as gpd
+
+from gis import export as gexport
+from gis import io as gio
+from gis.coverage import Coverage, compute
+from gis.errors import InputFileError, ValidationError
+from gis.reference import facility_types
+from gis.store import open_store
+
+
+def city_table(cv: Coverage, types: pd.DataFrame) -> pd.DataFrame:
+    """Per type: served, covered, share, unreachable, communities under the area standard."""
+    t = cv.table[cv.table["level"] == "city"].set_index("type")
+    names = types.set_index("code")["name_zh"]
+    under = (
+        cv.capacity.groupby("type")["under_standard"].sum()
+        if len(cv.capacity)
+        else pd.Series(dtype=int)
+    )
+    rows = []
+    for code in t.index:
+        rows.append(
+            {
+                "类型": code,
+                "名称": names.get(code, code),
+                "服务对象": int(t.loc[code, "served"]),
+                "已覆盖": int(t.loc[code, "covered"]),
+                "覆盖率": f"{t.loc[code, 'share']:.1%}" if pd.notna(t.loc[code, "share"]) else "—",
+                "路网不可达": int(t.loc[code, "unreachable"]),
+                "面积不达标社区": int(under.get(code, 0)) if code in under.index else "—",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def coverage(
+    type_: Annotated[
+        list[str] | None,
+        typer.Option("--type", "-t", help="Facility type codes (default: all in the catalogue)."),
+    ] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="line (straight, metres) or network (walking on roads; default when roads exist)."
+        ),
+    ] = None,
+    buildings: Annotated[Path | None, typer.Option(help="File mode: buildings.")] = None,
+    facilities: Annotated[Path | None, typer.Option(help="File mode: facilities.")] = None,
+    communities: Annotated[
+        Path | None, typer.Option(help="File mode: communities (for gap areas and capacity).")
+    ] = None,
+    roads: Annotated[Path | None, typer.Option(help="File mode: roads (network mode).")] = None,
+    crs: Annotated[str, typer.Option(help="File mode: coordinates of the inputs.")] = "wgs84",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="File mode: .gpkg with layers buildings, coverage, gaps; store mode: .xlsx tables.",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Coverage of community service facilities: distance from every building to the
+    nearest facility of each type, covered within the type's service distance (GB 50180
+    life circles), per grid, community, street, district and city; gap areas; floor area
+    per 100 households against the standard.
+    """
+    from api.cli import _table, console, store_spec
+
+    types = facility_types()
+    if buildings is not None or facilities is not None:
+        if buildings is None or facilities is None or out is None:
+            raise ValidationError(
+                "coverage", ["file mode needs --buildings, --facilities and --out F.gpkg"]
+            )
+        files: dict[str, Path] = {"buildings": buildings, "facilities": facilities}
+        if communities is not None:
+            files["communities"] = communities
+        if roads is not None:
+            files["roads"] = roads
+        layers = gio.load(files, crs=crs, facility_types=set(types["code"]))
+        cv = compute(
+            layers["buildings"],
+            layers["facilities"],
+            types,
+            layers.get("communities"),
+            roads=layers.get("roads"),
+            mode=mode,
+            only=type_,
+        )
+        b = gpd.GeoDataFrame(
+            cv.buildings, geometry=layers["buildings"].geometry.values, crs="EPSG:4326"
+        )
+        gexport.write_layers({"buildings": b, "coverage": cv.table, "gaps": cv.gaps}, out)
+    else:
+        s = open_store(store_spec(store))
+        if s.has("facility_types"):
+            types = s.read("facility_types")
+        for need in ("buildings", "facilities", "communities"):
+            if not s.has(need):
+                raise InputFileError(f"{s.url} has no {need} yet; import them first")
+        cv = compute(
+            s.read("buildings"),
+            s.read("facilities"),
+            types,
+            s.read("communities"),
+            grids=s.read("grids") if s.has("grids") else None,
+            roads=s.read("roads") if s.has("roads") else None,
+            mode=mode,
+            only=type_,
+        )
+        s.write({"coverage": cv.table, "gaps": cv.gaps})
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with pd.ExcelWriter(out) as xl:
+                city_table(cv, types).to_excel(xl, sheet_name="全市", index=False)
+                for level, name in (
+                    ("district", "区县"),
+                    ("street", "街道"),
+                    ("community", "社区"),
+                    ("grid", "网格"),
+                ):
+                    cv.table[cv.table["level"] == level].to_excel(xl, sheet_name=name, index=False)
+                if len(cv.capacity):
+                    cv.capacity.to_excel(xl, sheet_name="面积标准", index=False)
+    table = city_table(cv, types)
+    payload: dict[str, Any] = {
+        "mode": cv.mode,
+        "city": table.to_dict("records"),
+        "gaps": int(len(cv.gaps)),
+        "notes": cv.notes,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return
+    console.print(
+        _table(f"服务覆盖 ({'路网步行距离' if cv.mode == 'network' else '直线距离'})", table)
+    )
+    console.print(f"缺口区域 {len(cv.gaps):,} 个")
+    for note in cv.notes:
+        console.print(f"注意: {note}", highlight=False)
