@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_city.py
 	$(BIN)/python bench/bench_grids.py
 	$(BIN)/python bench/bench_staff.py
+	$(BIN)/python bench/bench_coverage.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
