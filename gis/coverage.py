@@ -341,15 +341,26 @@ class _Cells:
                 parts = [self.geom[code]]
                 groups = [np.arange(len(idx))]
             else:
-                union = shapely.intersection(
-                    shapely.coverage_union_all(self.cells(code)[mask]), self.geom[code]
-                )
+                # the cells tile the plane, so the gap is the community less the covered
+                # cells, or the uncovered cells within it: merge whichever set is smaller
+                cells = self.cells(code)
+                if mask.sum() * 2 > len(mask):
+                    union = shapely.difference(
+                        self.geom[code], shapely.coverage_union_all(cells[~mask])
+                    )
+                else:
+                    union = shapely.intersection(
+                        shapely.coverage_union_all(cells[mask]), self.geom[code]
+                    )
                 parts = [p for p in shapely.get_parts(union) if p.area > 0]
                 where = np.flatnonzero(mask)
-                pi, gi = shapely.STRtree(np.asarray(parts, dtype=object)).query(
-                    self.points[idx][where], predicate="intersects"
-                )
-                groups = [where[pi[gi == k]] for k in range(len(parts))]
+                if len(parts) == 1:
+                    groups = [where]
+                else:
+                    pi, gi = shapely.STRtree(np.asarray(parts, dtype=object)).query(
+                        self.points[idx][where], predicate="intersects"
+                    )
+                    groups = [where[pi[gi == k]] for k in range(len(parts))]
             for k, (p, g) in enumerate(zip(parts, groups, strict=True)):
                 rows.append(
                     {
