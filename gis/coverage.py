@@ -154,6 +154,7 @@ def compute(
         "kinds": kinds,
         "mode": mode,
         "bxy": bxy,
+        "btree": cKDTree(bxy),  # built once, used by every type's 2SFCA
         "fxy": fxy,
         "net": net,
         "unit": unit,
@@ -230,19 +231,20 @@ def _aggregate(
 
 
 def _two_step(
-    bxy: np.ndarray, demand: np.ndarray, fxy: np.ndarray, area: np.ndarray, radius: float
+    btree: cKDTree, demand: np.ndarray, fxy: np.ndarray, area: np.ndarray, radius: float
 ) -> np.ndarray:
     """2SFCA: each facility's supply (floor area, 1 where unknown) over the demand within
     its radius; each building sums the ratios of the facilities within reach.
     """
+    n = btree.n
     if len(fxy) == 0:
-        return np.zeros(len(bxy))
+        return np.zeros(n)
     supply = np.where(np.isnan(area), 1.0, area)
-    pairs = cKDTree(bxy).sparse_distance_matrix(cKDTree(fxy), radius, output_type="coo_matrix")
+    pairs = btree.sparse_distance_matrix(cKDTree(fxy), radius, output_type="coo_matrix")
     b, f = pairs.row, pairs.col
     load = np.bincount(f, weights=demand[b], minlength=len(fxy))
     ratio = np.divide(supply, load, out=np.zeros(len(fxy)), where=load > 0)
-    return np.bincount(b, weights=ratio[f], minlength=len(bxy))
+    return np.bincount(b, weights=ratio[f], minlength=n)
 
 
 def _capacity(
@@ -291,7 +293,7 @@ def _one_type(c: dict, i: int) -> dict:
     columns = {
         f"dist_{t.code}": np.where(reach, dist, np.nan),
         f"covered_{t.code}": covered,
-        f"access_{t.code}": _two_step(bxy, demand, fxy[mine], area, t.radius_m),
+        f"access_{t.code}": _two_step(c["btree"], demand, fxy[mine], area, t.radius_m),
     }
     return {
         "notes": notes,
