@@ -15,7 +15,9 @@ from gis.synth import build_city
 def main() -> None:
     city = build_city()
     args = (city["buildings"], city["facilities"], city["facility_types"], city["communities"])
-    print(f"== coverage of {len(city['facility_types'])} facility types, {len(city['buildings']):,} buildings ==")
+    print(
+        f"== coverage of {len(city['facility_types'])} facility types, {len(city['buildings']):,} buildings =="
+    )
     for mode in ("line", "network"):
         for gaps in (False, True):
             t = time.perf_counter()

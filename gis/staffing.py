@@ -11,7 +11,6 @@ without breaking any community's minimum.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gis.errors import InputFileError, ValidationError
-from gis.reference import DATA_DIR
+from gis.errors import ValidationError
+from gis.reference import DATA_DIR, load_toml
 
 
 @dataclass(frozen=True)
@@ -207,13 +206,7 @@ class GradeRules:
 def salary_table(path: str | Path | None = None) -> pd.DataFrame:
     """Monthly salary per post and grade (default: the shipped example table)."""
     path = Path(path) if path is not None else DATA_DIR / "salary_grades.toml"
-    try:
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-    except FileNotFoundError:
-        raise InputFileError(f"salary table {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputFileError(f"salary table {path} is not valid TOML: {exc}") from None
+    doc = load_toml(path, "salary table")
     rows = [
         {"post": post, "grade": int(g), "monthly_yuan": float(v)}
         for post, grades in doc.get("monthly_yuan", {}).items()
