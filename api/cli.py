@@ -66,6 +66,26 @@ def _register_subcommands() -> None:
     app.command("coverage")(coverage_cli.coverage)
 
 
+def file_inputs(
+    command: str,
+    required: dict[str, Path | None],
+    optional: dict[str, Path | None] | None = None,
+    out: Path | None | bool = True,
+) -> dict[str, Path] | None:
+    """File mode (no store) when any required input file is given: then all of them (and
+    ``--out`` unless ``out`` is ``True``) must be; returns layer → path, else ``None``.
+    """
+    if all(v is None for v in required.values()):
+        return None
+    missing = [f"--{k}" for k, v in required.items() if v is None]
+    if out is None:
+        missing.append("--out")
+    if missing:
+        raise ValidationError(command, [f"file mode also needs {', '.join(missing)}"])
+    given = {k: v for k, v in {**required, **(optional or {})}.items() if v is not None}
+    return given
+
+
 def store_spec(store: str | None) -> str:
     """The store to use: the option, else ``$GRIDGIS_STORE``, else the demo file."""
     return store or os.environ.get("GRIDGIS_STORE") or DEFAULT_STORE

@@ -15,7 +15,7 @@ import geopandas as gpd
 from gis import export as gexport
 from gis import io as gio
 from gis.coverage import Coverage, compute
-from gis.errors import InputFileError, ValidationError
+from gis.errors import InputFileError
 from gis.reference import facility_types
 from gis.store import open_store
 
@@ -82,19 +82,17 @@ def coverage(
     life circles), per grid, community, street, district and city; gap areas; floor area
     per 100 households against the standard.
     """
-    from api.cli import _table, console, store_spec
+    from api.cli import _table, console, file_inputs, store_spec
 
     types = facility_types()
-    if buildings is not None or facilities is not None:
-        if buildings is None or facilities is None or out is None:
-            raise ValidationError(
-                "coverage", ["file mode needs --buildings, --facilities and --out F.gpkg"]
-            )
-        files: dict[str, Path] = {"buildings": buildings, "facilities": facilities}
-        if communities is not None:
-            files["communities"] = communities
-        if roads is not None:
-            files["roads"] = roads
+    files = file_inputs(
+        "coverage",
+        {"buildings": buildings, "facilities": facilities},
+        {"communities": communities, "roads": roads},
+        out,
+    )
+    if files is not None:
+        assert out is not None
         layers = gio.load(files, crs=crs, facility_types=set(types["code"]))
         cv = compute(
             layers["buildings"],

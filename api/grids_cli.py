@@ -157,17 +157,14 @@ def build(
     Grid codes are the community code plus a 3-digit sequence numbered west→east,
     north→south; a community divided again is numbered on, so no code is reused.
     """
-    from api.cli import store_spec
+    from api.cli import file_inputs, store_spec
 
     rules = rules_from(target, lo, hi, rural)
-    if communities is not None or buildings is not None:
-        if communities is None or buildings is None or out is None:
-            raise ValidationError(
-                "grids build", ["file mode needs --communities, --buildings and --out"]
-            )
-        files: dict[str, Path] = {"communities": communities, "buildings": buildings}
-        if roads is not None:
-            files["roads"] = roads
+    files = file_inputs(
+        "grids build", {"communities": communities, "buildings": buildings}, {"roads": roads}, out
+    )
+    if files is not None:
+        assert out is not None
         layers = gio.load(files, crs=crs)
         with community_progress(not as_json, "网格划分") as tick:
             div = divide(

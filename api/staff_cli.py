@@ -14,7 +14,7 @@ import typer
 from gis import io as gio
 from gis import schema
 from gis.assign import assign
-from gis.errors import InputFileError, ValidationError
+from gis.errors import InputFileError
 from gis.staffing import GradeRules, StaffRules, payroll, quotas, salary_table
 from gis.store import Store, open_store
 
@@ -117,16 +117,10 @@ def quota(
     up to more than the cap, the cap is shared in proportion to households (largest
     remainder) without taking any urban community under its minimum.
     """
-    from api.cli import store_spec
+    from api.cli import file_inputs, store_spec
 
     rules = _rules(ratio, min_urban, cap, window)
-    files = None
-    if communities is not None or buildings is not None:
-        if communities is None or buildings is None:
-            raise ValidationError(
-                "staff quota", ["file mode needs both --communities and --buildings"]
-            )
-        files = {"communities": communities, "buildings": buildings}
+    files = file_inputs("staff quota", {"communities": communities, "buildings": buildings})
     q = _quota_table(None if files else open_store(store_spec(store)), files, rules)
     urban = q["kind"] == "urban"
     payload = {
