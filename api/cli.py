@@ -382,11 +382,12 @@ def info(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
         rows.append(
             {"layer": name, "名称": spec.label, "rows": n, "geometry": spec.geometry or "—"}
         )
-    _emit(
-        as_json,
-        {"store": src.url, "layers": rows},
-        lambda: console.print(_table(f"{src.url}", pd.DataFrame(rows))),
-    )
+
+    def render() -> None:
+        console.print(f"store: {src.url}", highlight=False)
+        console.print(_table("", pd.DataFrame(rows)))
+
+    _emit(as_json, {"store": src.url, "layers": rows}, render)
 
 
 def _exit_code(exc: GridError) -> int:
