@@ -28,7 +28,7 @@ from gis.coverage import compute as compute_coverage
 from gis.errors import GridError, InputFileError, ValidationError
 from gis.reference import facility_types
 from gis.staffing import payroll, quotas
-from gis.store import Store, open_store
+from gis.store import open_store
 
 DEFAULT_STORE = "out/zaozhuang.gpkg"
 
@@ -427,4 +427,4 @@ def main() -> None:
         sys.exit(1)
 
 
-__all__ = ["app", "main", "Store"]
+__all__ = ["app", "main"]

@@ -15,7 +15,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gis import export as gexport
 from gis import io as gio
-from gis import schema
 from gis.errors import InputFileError, ValidationError
 from gis.partition import Band, GridRules, divide, grid_quality, report_communities, summary
 from gis.regrid import update
@@ -352,4 +351,4 @@ def report(
         )
 
 
-__all__ = ["app", "rules_from", "schema"]
+__all__ = ["app", "rules_from"]

@@ -41,7 +41,7 @@ import shapely
 
 from gis import codes, schema
 from gis.crs import metric_crs_of
-from gis.errors import GridError, ValidationError
+from gis.errors import ValidationError
 
 METRES_PER_DEGREE = 111_320.0
 ROAD_FACTOR = 0.05
@@ -912,5 +912,4 @@ __all__ = [
     "grid_quality",
     "report_communities",
     "summary",
-    "GridError",
 ]

@@ -10,7 +10,6 @@ without breaking any community's minimum.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -217,19 +216,6 @@ def salary_table(path: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def check_roster(workers: pd.DataFrame, *, today: date | None = None) -> None:
-    """Problems of a roster beyond its columns: hire dates in the future."""
-    on = pd.Timestamp(today or date.today())
-    hired = pd.to_datetime(workers["hired"], errors="coerce")
-    bad = [
-        f"worker {w}: hired {h} is in the future"
-        for w, h, d in zip(workers["id"], workers["hired"], hired, strict=True)
-        if pd.notna(d) and d > on
-    ]
-    if bad:
-        raise ValidationError("roster", bad)
-
-
 def payroll(
     workers: pd.DataFrame,
     quota: pd.DataFrame | None = None,
@@ -277,6 +263,4 @@ __all__ = [
     "quotas",
     "payroll",
     "salary_table",
-    "check_roster",
-    "math",
 ]
