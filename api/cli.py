@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.options import JsonOpt, StoreOpt
 from gis import crs as gcrs
 from gis import export as gexport
 from gis import io as gio
@@ -43,19 +44,6 @@ app = typer.Typer(
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 _state = {"debug": False}
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--store",
-        "-s",
-        help="A .gpkg path or a postgresql+psycopg:// URL. Default: $GRIDGIS_STORE, else out/zaozhuang.gpkg.",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")
-]
 
 
 def _register_subcommands() -> None:

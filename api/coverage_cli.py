@@ -12,6 +12,7 @@ import typer
 
 import geopandas as gpd
 
+from api.options import JsonOpt, StoreOpt
 from gis import export as gexport
 from gis import io as gio
 from gis.coverage import Coverage, compute
@@ -71,11 +72,8 @@ def coverage(
             help="File mode: .gpkg with layers buildings, coverage, gaps; store mode: .xlsx tables.",
         ),
     ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Coverage of community service facilities: distance from every building to the
     nearest facility of each type, covered within the type's service distance (GB 50180

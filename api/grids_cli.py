@@ -13,6 +13,7 @@ import pandas as pd
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from api.options import JsonOpt, StoreOpt
 from gis import export as gexport
 from gis import io as gio
 from gis.errors import InputFileError, ValidationError
@@ -145,11 +146,8 @@ def build(
         str,
         typer.Option(help="File mode: coordinates of the inputs (wgs84, cgcs2000, gcj02, bd09)."),
     ] = "wgs84",
-    store: Annotated[
-        str | None,
-        typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Divide communities into grids (default: all; households per grid 300–400, target 350).
 
@@ -218,11 +216,8 @@ def update_cmd(
     lo: MinOpt = 300,
     hi: MaxOpt = 400,
     rural: RuralOpt = None,
-    store: Annotated[
-        str | None,
-        typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Re-divide only where this year's households pushed grids out of the band.
 
@@ -298,11 +293,8 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Also write the report as XLSX.")
     ] = None,
-    store: Annotated[
-        str | None,
-        typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Grid quality: households, area, compactness and band per grid and per community."""
     from api.cli import _table, console, store_spec

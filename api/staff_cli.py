@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 
+from api.options import JsonOpt, StoreOpt
 from gis import io as gio
 from gis import schema
 from gis.assign import assign
@@ -23,10 +24,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-StoreOpt = Annotated[
-    str | None, typer.Option("--store", "-s", help="Store (.gpkg or postgresql+psycopg:// URL).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Also write the table as XLSX.")]
 RatioOpt = Annotated[
     float, typer.Option("--ratio", help="Households per worker for the rule quota.")
