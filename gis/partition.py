@@ -506,10 +506,10 @@ def _partition_component(g: _Graph, comp: np.ndarray, band: Band) -> np.ndarray:
 def _cells_union(
     xy: np.ndarray, labels: np.ndarray, frame: shapely.Geometry
 ) -> list[shapely.Geometry]:
-    """Union of the Voronoi cells of each label (a coverage: shared edges are exact)."""
+    """Union of the Voronoi cells of each label (the cells tile ``frame``)."""
     k = int(labels.max()) + 1
     if len(xy) == 1 or k == 1:
-        return [frame] if k == 1 else [frame]
+        return [frame]
     cells = shapely.get_parts(
         shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=frame, ordered=True)
     )
