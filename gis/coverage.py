@@ -11,7 +11,9 @@ accessibility score (two-step floating catchment, 2SFCA).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -145,7 +147,7 @@ def compute(
     gap_frames: list[gpd.GeoDataFrame] = []
     cap_rows: list[pd.DataFrame] = []
     unit = _units(buildings, grids)
-    cells = _Cells(buildings, communities) if communities is not None else None
+    cells = _Cells(buildings, communities) if communities is not None and gaps else None
     ctx = {
         "types": list(types.itertuples(index=False)),
         "facilities": facilities,
@@ -158,17 +160,24 @@ def compute(
         "fxy": fxy,
         "net": net,
         "unit": unit,
-        "cells": cells,
+        "per_community": communities is not None,
         "fac_comm": fac_comm,
-        "gaps": gaps,
     }
-    results = [_one_type(ctx, i) for i in range(len(ctx["types"]))]
+    # GEOS, cKDTree and scipy's graph routines release the GIL, so threads use every core
+    # without copying the city into worker processes
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        results = list(pool.map(lambda i: _one_type(ctx, i), range(len(ctx["types"]))))
+        if cells is not None:
+            gap_frames = cells.layers(
+                pool,
+                [r["code"] for r in results],
+                [r["uncovered"] for r in results],
+                [r["demand"] for r in results],
+            )
     for r in results:
         notes += r["notes"]
         out = out.assign(**r["columns"])
         rows.append(r["table"])
-        if r["gaps"] is not None:
-            gap_frames.append(r["gaps"])
         if r["capacity"] is not None:
             cap_rows.append(r["capacity"])
     table = schema.conform("coverage", pd.concat(rows, ignore_index=True))
@@ -299,80 +308,139 @@ def _one_type(c: dict, i: int) -> dict:
         "notes": notes,
         "columns": columns,
         "table": _aggregate(t.code, c["unit"], demand, covered, reach),
-        "gaps": c["cells"].gaps(t.code, ~covered & (demand > 0), demand) if c["gaps"] else None,
+        "code": t.code,
+        "uncovered": ~covered & (demand > 0),
+        "demand": demand,
         "capacity": _capacity(t, facilities[mine], c["fac_comm"][mine], buildings)
-        if pd.notna(t.area_per_100_households) and c["cells"] is not None
+        if pd.notna(t.area_per_100_households) and c["per_community"]
         else None,
     }
 
 
 class _Cells:
-    """Voronoi cells of a community's buildings (computed once, on demand) for gap areas."""
+    """Gap areas from the Voronoi cells of each community's buildings."""
 
     def __init__(self, buildings: gpd.GeoDataFrame, communities: gpd.GeoDataFrame) -> None:
-        self.b = buildings
-        self.geom = communities.set_index("code").geometry
-        self.index = buildings.groupby("community_code").indices
+        codes, self.names = pd.factorize(buildings["community_code"], sort=True)
+        self.inverse = np.asarray(codes)
+        self.names = np.asarray(self.names, dtype=object)
+        self.geom = communities.set_index("code").geometry.reindex(self.names).to_numpy()
+        self.index = pd.Series(np.arange(len(codes))).groupby(codes).indices
+        self.size = np.bincount(self.inverse, minlength=len(self.names))
         self.xy = shapely.get_coordinates(buildings.geometry.values)
         self.points = buildings.geometry.values
-        self.cache: dict[str, np.ndarray] = {}
 
-    def cells(self, code: str) -> np.ndarray:
-        if code not in self.cache:
-            idx = self.index[code]
-            poly = self.geom[code]
-            if len(idx) == 1:
-                self.cache[code] = np.array([poly], dtype=object)
-            else:
-                pts = self.xy[idx] + np.random.default_rng(0).normal(
-                    0, 1e-9, (len(idx), 2)
-                )  # no twin points
-                # unclipped cells form an exact coverage: unions of them are fast and clean
-                self.cache[code] = shapely.get_parts(
-                    shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=poly, ordered=True)
-                )
-        return self.cache[code]
+    def layers(
+        self,
+        pool: ThreadPoolExecutor,
+        type_codes: Sequence[str],
+        uncovered: Sequence[np.ndarray],
+        demand: Sequence[np.ndarray],
+    ) -> list[gpd.GeoDataFrame]:
+        """The gap polygons of each type: per community, its uncovered cells merged and
+        split into connected parts, each with the demand of the uncovered buildings in it.
 
-    def gaps(self, type_code: str, uncovered: np.ndarray, demand: np.ndarray) -> gpd.GeoDataFrame:
-        rows = []
-        codes = self.b["community_code"].to_numpy()
-        for code in sorted(set(codes[uncovered])):
-            idx = self.index[code]
-            mask = uncovered[idx]
-            if mask.all():  # the whole community is a gap: no cells needed
-                parts = [self.geom[code]]
-                groups = [np.arange(len(idx))]
-            else:
-                # the cells tile the plane, so the gap is the community less the covered
-                # cells, or the uncovered cells within it: merge whichever set is smaller
-                cells = self.cells(code)
-                if mask.sum() * 2 > len(mask):
-                    union = shapely.difference(
-                        self.geom[code], shapely.coverage_union_all(cells[~mask])
-                    )
-                else:
-                    union = shapely.intersection(
-                        shapely.coverage_union_all(cells[mask]), self.geom[code]
-                    )
-                parts = [p for p in shapely.get_parts(union) if p.area > 0]
-                where = np.flatnonzero(mask)
-                if len(parts) == 1:
-                    groups = [where]
-                else:
-                    pi, gi = shapely.STRtree(np.asarray(parts, dtype=object)).query(
-                        self.points[idx][where], predicate="intersects"
-                    )
-                    groups = [where[pi[gi == k]] for k in range(len(parts))]
-            for k, (p, g) in enumerate(zip(parts, groups, strict=True)):
-                rows.append(
-                    {
-                        "id": f"{type_code}:{code}:{k + 1}",
-                        "type": type_code,
-                        "community_code": code,
-                        "served": float(demand[idx][g].sum()),
-                        "geometry": p,
-                    }
-                )
-        if not rows:
+        The work goes by community, over every worker of ``pool``: a community's cells
+        are computed once, merged for every type that needs them, and dropped.
+        """
+        count = np.stack(
+            [np.bincount(self.inverse, weights=m, minlength=len(self.names)) for m in uncovered]
+        )
+        mixed = (count > 0) & (count < self.size)  # type x community
+        todo = np.flatnonzero(mixed.any(axis=0))
+        todo = todo[np.argsort(-self.size[todo], kind="stable")]  # big ones first
+        chunks = [todo[i::64] for i in range(min(64, len(todo)))]
+
+        def merge(chunk: np.ndarray) -> list[tuple[int, int, object]]:
+            out = []
+            for k in chunk.tolist():
+                idx = self.index[k]
+                cells = self._voronoi(k)
+                poly = self.geom[k]
+                for t in np.flatnonzero(mixed[:, k]).tolist():
+                    mask = uncovered[t][idx]
+                    # the cells tile the plane, so the gap is the community less the covered
+                    # cells, or the uncovered cells within it: merge the smaller set
+                    if count[t, k] * 2 > self.size[k]:
+                        g = shapely.difference(poly, shapely.coverage_union_all(cells[~mask]))
+                    else:
+                        g = shapely.intersection(shapely.coverage_union_all(cells[mask]), poly)
+                    out.append((t, k, g))
+            return out
+
+        merged = [m for part in pool.map(merge, chunks) for m in part]
+        return list(
+            pool.map(
+                lambda t: self._layer(
+                    type_codes[t],
+                    uncovered[t],
+                    demand[t],
+                    np.flatnonzero(count[t] == self.size),
+                    [(k, g) for tt, k, g in merged if tt == t],
+                ),
+                range(len(type_codes)),
+            )
+        )
+
+    def _voronoi(self, k: int) -> np.ndarray:
+        idx = self.index[k]
+        poly = self.geom[k]
+        if len(idx) == 1:
+            return np.array([poly], dtype=object)
+        pts = self.xy[idx] + np.random.default_rng(0).normal(0, 1e-9, (len(idx), 2))  # no twins
+        # unclipped cells form an exact coverage: unions of them are fast and clean
+        return shapely.get_parts(
+            shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=poly, ordered=True)
+        )
+
+    def _layer(
+        self,
+        type_code: str,
+        uncovered: np.ndarray,
+        demand: np.ndarray,
+        whole: np.ndarray,
+        merged: list[tuple[int, object]],
+    ) -> gpd.GeoDataFrame:
+        n = len(self.names)
+        # a community wholly uncovered is one gap, its own polygon; merged ones in parts
+        parts, which = shapely.get_parts(
+            np.asarray([g for _, g in merged], dtype=object), return_index=True
+        )
+        keep = shapely.area(parts) > 0
+        parts = np.concatenate([self.geom[whole], parts[keep]])
+        comm = np.concatenate(
+            [whole, np.asarray([k for k, _ in merged], dtype=np.int64)[which[keep]]]
+        ).astype(np.int64)
+        if not len(parts):
             return schema.empty("gaps")
-        return gpd.GeoDataFrame(rows, geometry="geometry", crs=schema.STORAGE_CRS)
+        # each uncovered building's demand goes to the part of its community that holds it
+        # (the first part when it lies off every part, e.g. outside its community)
+        nparts = np.bincount(comm, minlength=n)
+        first_part = np.full(n, -1)
+        first_part[comm[::-1]] = np.arange(len(parts))[::-1]
+        part_of = np.where(uncovered, first_part[self.inverse], -1)
+        split = nparts[comm] > 1
+        if split.any():  # the parts are the query side: GEOS prepares each polygon once
+            todo = np.flatnonzero(uncovered & (nparts[self.inverse] > 1))
+            hit_part, hit_b = shapely.STRtree(self.points[todo]).query(
+                parts[split], predicate="intersects"
+            )
+            hit_part, hit_b = np.flatnonzero(split)[hit_part], todo[hit_b]
+            ok = comm[hit_part] == self.inverse[hit_b]
+            part_of[hit_b[ok]] = hit_part[ok]
+        got = part_of >= 0
+        served = np.bincount(part_of[got], weights=demand[got], minlength=len(parts))
+        order = np.lexsort((np.arange(len(parts)), comm))
+        parts, comm, served = parts[order], comm[order], served[order]
+        number = pd.Series(comm).groupby(comm).cumcount().to_numpy() + 1
+        names = self.names[comm]
+        return gpd.GeoDataFrame(
+            {
+                "id": [f"{type_code}:{c}:{k}" for c, k in zip(names, number, strict=True)],
+                "type": type_code,
+                "community_code": names,
+                "served": served,
+            },
+            geometry=gpd.GeoSeries(parts, crs=schema.STORAGE_CRS),
+            crs=schema.STORAGE_CRS,
+        )

@@ -383,7 +383,8 @@ def _to_multipolygon(geoms: np.ndarray) -> np.ndarray:
     single = shapely.get_type_id(geoms) == 3
     if single.any():
         geoms = geoms.copy()
-        geoms[single] = [shapely.MultiPolygon([g]) for g in geoms[single]]
+        k = int(single.sum())
+        geoms[single] = shapely.multipolygons(geoms[single], indices=np.arange(k))
     return geoms
 
 
