@@ -15,9 +15,11 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 import geopandas as gpd
@@ -33,6 +35,64 @@ LEVELS = ("grid", "community", "street", "district", "city")
 
 
 @dataclass
+class Space:
+    """What :func:`compute` measured once and siting reuses: the buildings in the metric
+    zone with their KD-tree, the road network, the units each building belongs to.
+    """
+
+    crs: Any  # the metric CRS
+    xy: np.ndarray  # building coordinates, metres
+    tree: cKDTree
+    network: gnet.Network | None
+    units: pd.DataFrame  # per building: grid (when grids were given), community, …, city
+    kinds: pd.Series  # community code -> urban/rural
+    communities: gpd.GeoDataFrame | None
+
+    def reach(
+        self, xy: np.ndarray, limit: float, network: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pairs (point, building, distance) within ``limit`` metres of each point of
+        ``xy`` (metric), straight or on the road network.
+        """
+        src, dst, dist = pairs_within(self.tree, xy, limit)
+        if not network or self.network is None or not len(src):
+            return src, dst, dist
+        # the straight distance is a lower bound of the walk, so the pairs within the limit
+        # are among those found; Dijkstra bounded by the limit, a chunk of points at a time
+        net = self.network
+        pv, pa = gnet.snap(net, xy)
+        bv, ba = gnet.snap(net, self.xy[dst])
+        walk = np.empty(len(src))
+        for lo in range(0, len(xy), 256):
+            hi = min(lo + 256, len(xy))
+            d = dijkstra(net.graph, directed=False, indices=pv[lo:hi], limit=limit)
+            sel = (src >= lo) & (src < hi)
+            walk[sel] = d[src[sel] - lo, bv[sel]]
+        walk += pa[src] + ba
+        keep = walk <= limit
+        return src[keep], dst[keep], walk[keep]
+
+
+def pairs_within(
+    tree: cKDTree, xy: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, tree item, distance) for every tree item within ``radius`` of each point.
+
+    Unlike ``sparse_distance_matrix`` this keeps pairs at distance 0 (a facility on a
+    building's spot).
+    """
+    if len(xy) == 0:
+        e = np.empty(0, dtype=np.int64)
+        return e, e, np.empty(0)
+    hits = tree.query_ball_point(xy, radius, workers=-1)
+    n = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+    src = np.repeat(np.arange(len(xy)), n)
+    dst = np.fromiter((i for h in hits for i in h), dtype=np.int64, count=int(n.sum()))
+    dist = np.hypot(*(tree.data[dst] - xy[src]).T)
+    return src, dst, dist
+
+
+@dataclass
 class Coverage:
     """Result of :func:`compute`."""
 
@@ -42,6 +102,7 @@ class Coverage:
     capacity: pd.DataFrame  # per community and type with an area standard
     notes: list[str] = field(default_factory=list)
     mode: str = "line"
+    space: Space | None = None
 
 
 def served(buildings: pd.DataFrame, serves: str, kinds: pd.Series) -> np.ndarray:
@@ -187,7 +248,8 @@ def compute(
         else schema.empty("gaps")
     )
     capacity = pd.concat(cap_rows, ignore_index=True) if cap_rows else pd.DataFrame()
-    return Coverage(out, table, gap_layer, capacity, notes, mode)
+    space = Space(metric, bxy, ctx["btree"], net, unit, kinds, communities)
+    return Coverage(out, table, gap_layer, capacity, notes, mode, space)
 
 
 def _units(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | None) -> pd.DataFrame:
@@ -249,8 +311,7 @@ def _two_step(
     if len(fxy) == 0:
         return np.zeros(n)
     supply = np.where(np.isnan(area), 1.0, area)
-    pairs = btree.sparse_distance_matrix(cKDTree(fxy), radius, output_type="coo_matrix")
-    b, f = pairs.row, pairs.col
+    f, b, _ = pairs_within(btree, fxy, radius)
     load = np.bincount(f, weights=demand[b], minlength=len(fxy))
     ratio = np.divide(supply, load, out=np.zeros(len(fxy)), where=load > 0)
     return np.bincount(b, weights=ratio[f], minlength=n)

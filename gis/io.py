@@ -177,6 +177,21 @@ def _geometry(raw: RawInput, system: str, geometry_type: str) -> gpd.GeoSeries |
     return gcrs.to_wgs84(geoms, system)
 
 
+def read_points(path: str | os.PathLike[str], crs: str = "wgs84") -> gpd.GeoDataFrame:
+    """A point file (GeoJSON, GPKG, SHP, or CSV/XLSX with lon/lat) with its attributes,
+    in EPSG:4326; every bad row reported in one :class:`ValidationError`.
+    """
+    raw = read_file(path)
+    geoms = _geometry(raw, gcrs.check_system(crs), "Point")
+    if geoms is not None:
+        wrong = ~(geoms.isna() | (shapely.get_type_id(geoms.values) == 0))
+        raw.problems += [f"{raw.labels[i]}: not a point" for i in np.flatnonzero(wrong.to_numpy())]
+    if raw.problems or geoms is None:
+        raise ValidationError(f"points ({raw.path.name})", raw.problems)
+    frame = pd.DataFrame(raw.frame).drop(columns=["geometry"], errors="ignore")
+    return gpd.GeoDataFrame(frame.reset_index(drop=True), geometry=geoms.values, crs="EPSG:4326")
+
+
 def _repair(raw: RawInput, geoms: gpd.GeoSeries, geometry_type: str) -> gpd.GeoSeries:
     """Make invalid polygons valid where that keeps a polygon; report the rest."""
     geoms = geoms.copy()
