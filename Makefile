@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_grids.py
 	$(BIN)/python bench/bench_staff.py
 	$(BIN)/python bench/bench_coverage.py
+	$(BIN)/python bench/bench_siting.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

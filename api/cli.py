@@ -47,10 +47,12 @@ _state = {"debug": False}
 
 
 def _register_subcommands() -> None:
-    from api import coverage_cli, grids_cli, staff_cli
+    from api import coverage_cli, grids_cli, sites_cli, staff_cli
 
     app.add_typer(grids_cli.app, name="grids")
     app.add_typer(staff_cli.app, name="staff")
+    app.add_typer(sites_cli.app, name="sites")
+    app.add_typer(sites_cli.scenarios_app, name="scenarios")
     app.command("coverage")(coverage_cli.coverage)
 
 
