@@ -47,12 +47,13 @@ _state = {"debug": False}
 
 
 def _register_subcommands() -> None:
-    from api import coverage_cli, grids_cli, sites_cli, staff_cli
+    from api import coverage_cli, grids_cli, map_cli, sites_cli, staff_cli
 
     app.add_typer(grids_cli.app, name="grids")
     app.add_typer(staff_cli.app, name="staff")
     app.add_typer(sites_cli.app, name="sites")
     app.add_typer(sites_cli.scenarios_app, name="scenarios")
+    app.add_typer(map_cli.app, name="map")
     app.command("coverage")(coverage_cli.coverage)
 
 
@@ -218,7 +219,13 @@ def demo(
         )
         frames["coverage"], frames["gaps"] = cov.table, cov.gaps
         say(f"writing {sum(len(f) for f in frames.values()):,} rows to {spec}")
-        open_store(spec).write(frames)
+        s = open_store(spec)
+        s.write(frames)
+        say("maps: city overviews, one street in detail, a sample siting scenario")
+        from api.map_cli import demo_maps
+
+        maps_dir = (Path(spec).parent if "://" not in spec else Path("out")) / "maps"
+        written = demo_maps({**frames, "coverage": cov.table, "gaps": cov.gaps}, cov, s, maps_dir)
     summary = city_summary(frames)
     elapsed = time.perf_counter() - t0
 
@@ -241,6 +248,9 @@ def demo(
             f"{staffing['grid_workers_in_band_where_possible']:.1%}"
         )
         console.print(_table("服务覆盖 (路网步行距离)", coverage_table))
+        console.print("地图 maps:")
+        for path in written:
+            console.print(f"  {path}  ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)
         console.print(f"store: [bold]{spec}[/bold]  ({elapsed:.1f} s)")
 
     _emit(
@@ -251,6 +261,7 @@ def demo(
             "districts": summary.to_dict("records"),
             "staffing": staffing,
             "coverage": coverage_table.to_dict("records"),
+            "maps": [str(p) for p in written],
         },
         render,
     )
