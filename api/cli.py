@@ -429,3 +429,20 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
+
+
+@app.command("serve")
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the store over HTTP: maps at /maps/…, API docs at /docs."""
+    import uvicorn
+
+    from api.app import create_app
+
+    spec = store_spec(store)
+    app_ = create_app(spec)
+    console.print(f"gridgis serving {spec} at http://{host}:{port}/  (maps: /maps/coverage)")
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
