@@ -83,6 +83,22 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def page(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[pd.DataFrame, int]:
+        """One page of a layer in key order, and how many rows match in all.
+
+        ``bbox`` and ``where`` as in :meth:`read`; the filter, count and paging run in the
+        database (SQL with the spatial index), never over the whole layer in Python.
+        """
+
+    @abstractmethod
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None: ...
 
     def write(self, layers: Mapping[str, pd.DataFrame]) -> None:
@@ -181,6 +197,12 @@ def _gpkg_envelope(blob: bytes | None) -> tuple[float, float, float, float] | No
     if geom is None or geom.is_empty:
         return None
     return tuple(shapely.bounds(geom))
+
+
+def _gpkg_wkb(blob: bytes) -> bytes:
+    """The WKB inside a GeoPackage geometry blob (after the header and its envelope)."""
+    env = (blob[3] >> 1) & 0b111
+    return blob[8 + {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}.get(env, 0) :]
 
 
 def _gpkg_blob(geoms: np.ndarray, srs_id: int = 4326) -> list[bytes | None]:
@@ -282,6 +304,66 @@ class GeoPackageStore(Store):
             use_arrow=False,
         )
         return self._finish(name, df, columns)
+
+    def page(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[pd.DataFrame, int]:
+        """Filter and page in SQLite (bbox: the R-tree, then the exact test on the
+        candidates only); then read the page's rows by fid.
+        """
+        spec = self._spec(name)
+        if not self.has(name):
+            raise self._missing(name)
+        conds = self._check_where(spec, where)
+        sql = [f'"{c}" IN ({", ".join("?" * len(vs))})' for c, vs in conds.items()]
+        params: list[Any] = [v for vs in conds.values() for v in vs]
+        order = ", ".join(f'"{k}"' for k in spec.key)
+        uri = f"file:{self.path}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as con:
+            if bbox is not None and spec.geometry:
+                x0, y0, x1, y1 = (float(v) for v in bbox)
+                sql.append(
+                    f'fid IN (SELECT id FROM "rtree_{name}_{GEOM}" '
+                    "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+                )
+                params += [x1, x0, y1, y0]
+                cond = " AND ".join(sql)
+                rows = con.execute(
+                    f'SELECT fid, "{GEOM}" FROM "{name}" WHERE {cond} ORDER BY {order}', params
+                ).fetchall()
+                geoms = shapely.from_wkb([_gpkg_wkb(r[1]) for r in rows])
+                hit = shapely.intersects(geoms, shapely.box(x0, y0, x1, y1))
+                fids = [r[0] for r, h in zip(rows, hit, strict=True) if h]
+                matched, fids = len(fids), fids[offset : offset + limit]
+            else:
+                cond = " AND ".join(sql) or "1"
+                cur = con.execute(f'SELECT count(*) FROM "{name}" WHERE {cond}', params)
+                matched = int(cur.fetchone()[0])
+                fids = [
+                    r[0]
+                    for r in con.execute(
+                        f'SELECT fid FROM "{name}" WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?',
+                        [*params, int(limit), int(offset)],
+                    )
+                ]
+        if not fids:
+            return self._finish(name, schema.empty(name), None), matched
+        df = pyogrio.read_dataframe(
+            self.path,
+            layer=name,
+            where=f"fid IN ({', '.join(str(int(f)) for f in fids)})",
+            read_geometry=spec.geometry is not None,
+            fid_as_index=True,
+            use_arrow=False,
+        )
+        df = df.loc[fids].reset_index(drop=True)
+        return self._finish(name, df, None), matched
 
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -458,6 +540,43 @@ class PostGISStore(Store):
             )
             df = gpd.GeoDataFrame(df.drop(columns=GEOM), geometry=geoms, crs=schema.STORAGE_CRS)
         return self._finish(name, df, columns)
+
+    def page(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[pd.DataFrame, int]:
+        """Filter, count and page in PostgreSQL (bbox through the GiST index)."""
+        spec = self._spec(name)
+        if not self.has(name):
+            raise self._missing(name)
+        t = self.tables[name]
+        conds: list[Any] = []
+        if bbox is not None and spec.geometry:
+            env = sa.func.ST_MakeEnvelope(*[float(v) for v in bbox], 4326)
+            conds += [t.c[GEOM].op("&&")(env), sa.func.ST_Intersects(t.c[GEOM], env)]
+        for col, values in self._check_where(spec, where).items():
+            conds.append(t.c[col].in_(values))
+        sel: list[Any] = [t.c[c] for c in spec.columns]
+        if spec.geometry:
+            sel.append(sa.func.ST_AsBinary(t.c[GEOM]).label(GEOM))
+        q = sa.select(*sel).where(*conds).order_by(*[t.c[k] for k in spec.key])
+        q = q.limit(int(limit)).offset(int(offset))
+        n = sa.select(sa.func.count()).select_from(t).where(*conds)
+        with self.engine.connect() as conn:
+            matched = int(conn.execute(n).scalar_one())
+            rows = conn.execute(q).fetchall()
+        df = pd.DataFrame(rows, columns=[*spec.columns, *([GEOM] if spec.geometry else [])])
+        if spec.geometry:
+            geoms = shapely.from_wkb(
+                np.array([bytes(b) if b is not None else None for b in df[GEOM]], dtype=object)
+            )
+            df = gpd.GeoDataFrame(df.drop(columns=GEOM), geometry=geoms, crs=schema.STORAGE_CRS)
+        return self._finish(name, df, None), matched
 
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
         with self.engine.begin() as conn:
