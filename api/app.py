@@ -1,11 +1,12 @@
-"""The HTTP service (FastAPI): the maps at ``/maps/…``.
+"""The HTTP service (FastAPI): OGC API – Features, dispatch look-up, assignments, maps.
 
-``create_app(store)`` builds the app for one store. Layers are read once and kept while the
-store is unchanged (a GeoPackage's modification time, a PostGIS store's layer counts);
-rendered maps are kept per query in a small LRU cache.
+``create_app(store)`` builds the app for one store. Every route resolves the caller from the
+``X-API-Key`` header (:mod:`gis.access`); anonymous clients read what a viewer may only when
+``GRIDGIS_ANONYMOUS_READ`` is on. Layers the routes need often (communities, grids, keys…)
+are read once and kept while the store is unchanged; feature pages come from the store's SQL.
+Every error is an ``application/problem+json`` document with a 4xx status and a message —
+no stack trace, no SQL.
 """
-
-from __future__ import annotations
 
 import os
 import threading
@@ -13,16 +14,40 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+import numpy as np
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 
-from gis.errors import GridError, LayerNotFoundError, ValidationError
+from api import features as ogc
+from api.locate import Locator, system_of
+from gis import access
+from gis.access import ANONYMOUS, Principal
+from gis.errors import GridError, LayerNotFoundError
 from gis.store import GeoPackageStore, Store, open_store
 from maps import views
 
 PROBLEM = "application/problem+json"
+GEOJSON = "application/geo+json"
+MAX_BODY = 2_000_000  # bytes
+MAX_POINTS = 10_000
 Tiles = Annotated[str, Query(description="Base map: none, osm, tianditu or amap.")]
 Lang = Annotated[str, Query(description="Labels: zh or en.")]
+Fmt = Annotated[str | None, Query(description="json or html (overrides Accept).")]
+
+
+class Problem(Exception):
+    """An HTTP problem with a status and a message for the client."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class _Layers:
@@ -33,7 +58,7 @@ class _Layers:
         self.lock = threading.Lock()
         self.version: Any = None
         self.frames: dict[str, Any] = {}
-        self.maps: OrderedDict[tuple, str] = OrderedDict()
+        self.cache: OrderedDict[tuple, Any] = OrderedDict()
 
     def _version(self) -> Any:
         if isinstance(self.store, GeoPackageStore):
@@ -41,11 +66,15 @@ class _Layers:
             return p.stat().st_mtime_ns if p.exists() else None
         return tuple(sorted(self.store.layers().items()))
 
-    def get(self, names: tuple[str, ...]) -> dict[str, Any]:
+    def refresh(self) -> None:
         with self.lock:
             v = self._version()
             if v != self.version:
-                self.frames, self.maps, self.version = {}, OrderedDict(), v
+                self.frames, self.cache, self.version = {}, OrderedDict(), v
+
+    def get(self, names: tuple[str, ...]) -> dict[str, Any]:
+        self.refresh()
+        with self.lock:
             for name in names:
                 if name not in self.frames and self.store.has(name):
                     self.frames[name] = self.store.read(name)
@@ -56,56 +85,357 @@ class _Layers:
             out["facility_types"] = facility_types()
         return out
 
-    def html(self, key: tuple, make: Any) -> str:
+    def memo(self, key: tuple, make: Any, size: int = 32) -> Any:
+        self.refresh()
         with self.lock:
-            if key in self.maps:
-                self.maps.move_to_end(key)
-                return self.maps[key]
-        page = make()
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]
+        value = make()
         with self.lock:
-            self.maps[key] = page
-            while len(self.maps) > 32:
-                self.maps.popitem(last=False)
-        return page
+            self.cache[key] = value
+            while len(self.cache) > size:
+                self.cache.popitem(last=False)
+        return value
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
+def _problem(status: int, detail: str) -> JSONResponse:
+    titles = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+              405: "Method not allowed", 406: "Not acceptable", 413: "Too large"}  # fmt: skip
     return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        {"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
+         "detail": detail},
         status_code=status,
         media_type=PROBLEM,
-    )
+    )  # fmt: skip
 
 
-def create_app(store: str | Store | None = None) -> FastAPI:
+class Assignment(BaseModel):
+    """The worker made responsible for a grid."""
+
+    worker_id: str = Field(min_length=1, max_length=64)
+
+
+class Points(BaseModel):
+    """A batch of points to look up."""
+
+    points: list[tuple[float, float]] = Field(max_length=MAX_POINTS)
+    crs: str | None = None
+
+
+def create_app(store: str | Store | None = None, *, anonymous_read: bool | None = None) -> FastAPI:
     """The app serving ``store`` (default: ``$GRIDGIS_STORE`` or the demo file)."""
     from api.cli import store_spec
     from api.map_cli import LAYERS
 
     s = store if isinstance(store, Store) else open_store(store_spec(store))
+    if anonymous_read is None:
+        anonymous_read = _truthy(os.environ.get("GRIDGIS_ANONYMOUS_READ"))
     layers = _Layers(s)
     app = FastAPI(
         title="gridgis",
-        description="社区网格化服务管理 GIS — grids, workers and facility coverage.",
+        description="社区网格化服务管理 GIS — OGC API – Features over grids, workers and "
+        "facility coverage; dispatch look-up; maps. Send the key as `X-API-Key`.",
         version="0.1",
     )
 
+    # -- errors: problem+json, never a trace ---------------------------------------------
+    @app.exception_handler(Problem)
+    async def _p(request: Request, exc: Problem) -> JSONResponse:
+        return _problem(exc.status, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _v(request: Request, exc: RequestValidationError) -> JSONResponse:
+        msgs = [
+            f"{'.'.join(str(x) for x in e.get('loc', ()) if x not in ('query', 'body', 'path'))}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return _problem(400, "; ".join(msgs) or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def _h(request: Request, exc: HTTPException) -> JSONResponse:
+        return _problem(exc.status_code, str(exc.detail))
+
     @app.exception_handler(LayerNotFoundError)
     async def _missing(request: Request, exc: LayerNotFoundError) -> JSONResponse:
-        return _problem(404, "Not found", str(exc))
+        return _problem(404, str(exc))
 
     @app.exception_handler(GridError)
     async def _bad(request: Request, exc: GridError) -> JSONResponse:
-        status = (
-            404 if isinstance(exc, ValidationError) and "no scenario named" in str(exc) else 400
-        )
-        return _problem(status, "Bad request" if status == 400 else "Not found", str(exc))
+        status = 404 if "no scenario named" in str(exc) else 400
+        return _problem(status, str(exc))
 
+    @app.middleware("http")
+    async def _limit(request: Request, call_next: Any) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            return _problem(413, f"request body over {MAX_BODY:,} bytes")
+        try:
+            return await call_next(request)
+        except Exception:  # a bug must not show its trace or SQL to the client
+            return _problem(500, "internal error; it has been logged")
+
+    # -- who is calling --------------------------------------------------------------------
+    def who(request: Request) -> Principal:
+        key = request.headers.get("x-api-key")
+        if key is None:
+            if anonymous_read:
+                return ANONYMOUS
+            raise Problem(401, "send an API key in the X-API-Key header")
+        keys = layers.memo(("keys",), lambda: access.principals(s))
+        p = keys.get(access.digest(key))
+        if p is None:
+            raise Problem(401, "unknown or revoked API key")
+        return p
+
+    Who = Annotated[Principal, Depends(who)]
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    def wants_html(request: Request, f: str | None) -> bool:
+        if f is not None:
+            if f not in ("json", "html"):
+                raise Problem(400, f"f={f!r}: use json or html")
+            return f == "html"
+        return "text/html" in request.headers.get("accept", "")
+
+    def reply(request: Request, f: str | None, title: str, doc: Any) -> Response:
+        if wants_html(request, f):
+            return HTMLResponse(ogc.as_html(title, doc))
+        return JSONResponse(doc)
+
+    # -- OGC API – Features ------------------------------------------------------------------
+    @app.get("/", tags=["OGC API – Features"])
+    def landing(request: Request, caller: Who, f: Fmt = None) -> Response:
+        """Landing page."""
+        return reply(request, f, "gridgis", ogc.landing(base(request)))
+
+    @app.get("/conformance", tags=["OGC API – Features"])
+    def conformance(request: Request, caller: Who, f: Fmt = None) -> Response:
+        """Conformance classes."""
+        return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE})
+
+    def extent(c: ogc.Collection) -> tuple[float, ...] | None:
+        def make() -> tuple[float, ...] | None:
+            if not s.has(c.layer):
+                return None
+            if c.layer in ("districts",):
+                b = s.read("districts").total_bounds
+            else:
+                b = s.read("districts").total_bounds if s.has("districts") else None
+            return None if b is None else tuple(round(float(v), 6) for v in b)
+
+        return layers.memo(("extent", c.id), make)  # type: ignore[no-any-return]
+
+    def collection(cid: str, caller: Principal) -> ogc.Collection:
+        c = ogc.COLLECTIONS.get(cid)
+        if c is None or not s.has(c.layer):
+            raise Problem(404, f"no collection {cid!r}")
+        if not caller.at_least(c.role):
+            raise Problem(403, f"collection {cid!r} needs the {c.role} role")
+        return c
+
+    @app.get("/collections", tags=["OGC API – Features"])
+    def collections(request: Request, caller: Who, f: Fmt = None) -> Response:
+        """The collections the caller may read."""
+        b = base(request)
+        docs = [ogc.collection_doc(c, b, extent(c)) for c in ogc.visible(caller) if s.has(c.layer)]
+        doc = {
+            "links": [
+                ogc.link(f"{b}/collections", "self", "application/json"),
+                ogc.link(f"{b}/collections?f=html", "alternate", "text/html"),
+            ],
+            "collections": docs,
+        }
+        return reply(request, f, "Collections", doc)
+
+    @app.get("/collections/{cid}", tags=["OGC API – Features"])
+    def one_collection(request: Request, cid: str, caller: Who, f: Fmt = None) -> Response:
+        """One collection's metadata."""
+        c = collection(cid, caller)
+        return reply(request, f, c.title, ogc.collection_doc(c, base(request), extent(c)))
+
+    def scope_where(c: ogc.Collection, caller: Principal) -> dict[str, list[str]]:
+        if c.jurisdiction is None or caller.scope is None:
+            return {}
+        comms = layers.get(("communities",)).get("communities")
+        codes = [x for x in comms["code"] if caller.covers(x)] if comms is not None else []
+        return {c.jurisdiction: codes or ["-"]}
+
+    def enrich(c: ogc.Collection, df: Any) -> Any:
+        if c.id != "grids" or not len(df):
+            return df
+        f = layers.get(("assignments", "coverage"))
+        df = df.copy()
+        if "assignments" in f:
+            w = f["assignments"].set_index("grid_code")["worker_id"]
+            df["worker_id"] = df["code"].map(w)
+        if "coverage" in f:
+            t = f["coverage"]
+            t = t[t["level"] == "grid"].pivot(index="code", columns="type", values="share")
+            for col in t.columns:
+                df[f"share_{col}"] = df["code"].map(t[col]).round(4)
+        return df
+
+    def drop_for(c: ogc.Collection, caller: Principal) -> set[str]:
+        out = set(c.hidden)
+        if not caller.at_least("supervisor"):
+            out |= set(c.viewer_hidden)
+        return out
+
+    @app.get("/collections/{cid}/items", tags=["OGC API – Features"])
+    def items(
+        request: Request,
+        cid: str,
+        caller: Who,
+        bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84)")] = None,
+        limit: Annotated[int, Query(ge=1, le=ogc.MAX_LIMIT)] = 10,
+        offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        f: Fmt = None,
+    ) -> Response:
+        """Features of a collection: bbox, attribute filters (queryables), paging."""
+        c = collection(cid, caller)
+        try:
+            box = ogc.parse_bbox(bbox)
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
+        where: dict[str, Any] = {}
+        extra = {k: v for k, v in request.query_params.items() if k not in ogc.RESERVED}
+        for k, v in extra.items():
+            if k not in c.queryables:
+                raise Problem(
+                    400, f"unknown parameter {k!r}; queryables of {cid}: {', '.join(c.queryables)}"
+                )
+            where[k] = v
+        for k, codes in scope_where(c, caller).items():
+            if k in where:
+                where[k] = [where[k]] if where[k] in codes else ["-"]
+            else:
+                where[k] = codes
+        df, matched = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset)
+        df = enrich(c, df)
+        key = s._spec(c.layer).key[0]
+        params = {
+            k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "f")
+        }
+        feats = ogc.features_json(df, key, drop_for(c, caller))
+        text = ogc.collection_page(feats, matched, base(request), cid, params, limit, offset)
+        if wants_html(request, f):
+            import json
+
+            return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
+        return Response(text, media_type=GEOJSON)
+
+    @app.get("/collections/{cid}/items/{fid}", tags=["OGC API – Features"])
+    def item(request: Request, cid: str, fid: str, caller: Who, f: Fmt = None) -> Response:
+        """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
+        c = collection(cid, caller)
+        key = s._spec(c.layer).key[0]
+        df, _ = s.page(c.layer, where={key: fid}, limit=1)
+        if not len(df) or (
+            c.jurisdiction is not None and not caller.covers(df[c.jurisdiction].iloc[0])
+        ):
+            raise Problem(404, f"no feature {fid!r} in {cid}")
+        df = enrich(c, df)
+        b = base(request)
+        feat = ogc.features_json(df, key, drop_for(c, caller))[0]
+        links = [
+            ogc.link(f"{b}/collections/{cid}/items/{fid}", "self", GEOJSON),
+            ogc.link(f"{b}/collections/{cid}", "collection", "application/json"),
+        ]
+        import json
+
+        text = feat[:-1] + ',"links":' + json.dumps(links) + "}"
+        if wants_html(request, f):
+            return HTMLResponse(ogc.as_html(fid, json.loads(text)))
+        return Response(text, media_type=GEOJSON)
+
+    # -- dispatch look-up ----------------------------------------------------------------
+    def locator() -> Locator:
+        need = ("districts", "streets", "communities", "grids", "assignments", "workers",
+                "facilities")  # fmt: skip
+        return layers.memo(("locator",), lambda: Locator(layers.get(need)))  # type: ignore[no-any-return]
+
+    def shape(answer: dict[str, Any] | None, caller: Principal) -> dict[str, Any] | None:
+        if answer is None:
+            return None
+        if not caller.covers(answer["community"]["code"]):
+            raise Problem(403, "the point lies outside your jurisdiction")
+        w = answer.get("worker")
+        if w is not None and not caller.at_least("supervisor"):
+            answer["worker"] = {k: v for k, v in w.items() if k != "phone"}
+        return answer
+
+    @app.get("/locate", tags=["dispatch"])
+    def locate(
+        caller: Who,
+        lon: Annotated[float, Query(ge=-180, le=180)],
+        lat: Annotated[float, Query(ge=-90, le=90)],
+        crs: str | None = None,
+    ) -> JSONResponse:
+        """District, street, community, grid and responsible worker of a point, and the
+        nearest facility of each type (distance in metres).
+        """
+        try:
+            system = system_of(crs)
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
+        answer = shape(locator().locate(np.array([lon]), np.array([lat]), system)[0], caller)
+        if answer is None:
+            raise Problem(404, f"({lon}, {lat}) lies outside the city")
+        return JSONResponse(answer)
+
+    @app.post("/locate", tags=["dispatch"])
+    def locate_many(caller: Who, body: Annotated[Points, Body()]) -> JSONResponse:
+        """The same for up to 10,000 points (``null`` for a point outside the city)."""
+        try:
+            system = system_of(body.crs)
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
+        xy = np.asarray(body.points, dtype=float).reshape(-1, 2)
+        if len(xy) and (
+            not np.isfinite(xy).all()
+            or (np.abs(xy[:, 0]) > 180).any()
+            or (np.abs(xy[:, 1]) > 90).any()
+        ):
+            raise Problem(400, "points must be [lon, lat] within -180..180, -90..90")
+        answers = locator().locate(xy[:, 0], xy[:, 1], system) if len(xy) else []
+        return JSONResponse({"results": [shape(a, caller) for a in answers]})
+
+    # -- edits -------------------------------------------------------------------------------
+    @app.put("/assignments/{grid_code}", tags=["staffing"])
+    def put_assignment(
+        grid_code: str, caller: Who, body: Annotated[Assignment, Body()]
+    ) -> JSONResponse:
+        """Make a worker responsible for a grid (supervisors, inside their jurisdiction)."""
+        if not caller.at_least("supervisor"):
+            raise Problem(403, "changing assignments needs the supervisor role")
+        if not s.has("assignments"):
+            raise Problem(404, "the store has no assignments")
+        if not grid_code.isdigit() or not caller.covers(grid_code):
+            raise Problem(404, f"no grid {grid_code!r}")
+        found = s.read("assignments", where={"grid_code": grid_code})
+        if not len(found):
+            raise Problem(404, f"no grid {grid_code!r}")
+        w = s.read("workers", where={"id": body.worker_id}) if s.has("workers") else None
+        if w is None or not len(w):
+            raise Problem(400, f"no worker {body.worker_id!r}")
+        if not str(grid_code).startswith(str(w["community_code"].iloc[0])):
+            raise Problem(400, f"worker {body.worker_id} works in another community")
+        before = found["worker_id"].iloc[0]
+        s.update("assignments", grid_code, {"worker_id": body.worker_id})
+        access.audit(s, caller.name, "assignments.update", grid_code,
+                     f"{before} -> {body.worker_id}")  # fmt: skip
+        return JSONResponse({"grid_code": grid_code, "worker_id": body.worker_id})
+
+    # -- maps --------------------------------------------------------------------------------
     def key() -> str | None:
         return os.environ.get("TIANDITU_KEY")
 
     @app.get("/maps/coverage", response_class=HTMLResponse, tags=["maps"])
     def coverage_map(
+        caller: Who,
         type: str | None = None,
         street: str | None = None,
         community: str | None = None,
@@ -121,10 +451,11 @@ def create_app(store: str | Store | None = None) -> FastAPI:
                 f, type, street=street, community=community, tiles=tiles, lang=lang, key=key()
             ).html()
 
-        return HTMLResponse(layers.html(("coverage", type, street, community, tiles, lang), make))
+        return HTMLResponse(layers.memo(("coverage", type, street, community, tiles, lang), make))
 
     @app.get("/maps/staffing", response_class=HTMLResponse, tags=["maps"])
     def staffing_map(
+        caller: Who,
         street: str | None = None,
         community: str | None = None,
         tiles: Tiles = "none",
@@ -139,13 +470,15 @@ def create_app(store: str | Store | None = None) -> FastAPI:
                 f, street=street, community=community, tiles=tiles, lang=lang, key=key()
             ).html()
 
-        return HTMLResponse(layers.html(("staffing", street, community, tiles, lang), make))
+        return HTMLResponse(layers.memo(("staffing", street, community, tiles, lang), make))
 
     @app.get("/maps/scenario/{name}", response_class=HTMLResponse, tags=["maps"])
     def scenario_map(
-        name: str, street: str | None = None, tiles: Tiles = "none", lang: Lang = "zh"
+        caller: Who, name: str, street: str | None = None, tiles: Tiles = "none", lang: Lang = "zh"
     ) -> HTMLResponse:
-        """A saved siting scenario: sites, coverage before and after, ranking."""
+        """A saved siting scenario (planners): sites, coverage before and after, ranking."""
+        if not caller.at_least("planner"):
+            raise Problem(403, "scenarios need the planner role")
 
         def make() -> str:
             f = layers.get(LAYERS["scenario"])
@@ -153,6 +486,6 @@ def create_app(store: str | Store | None = None) -> FastAPI:
                 f, name, street=street, tiles=tiles, lang=lang, key=key()
             ).html()
 
-        return HTMLResponse(layers.html(("scenario", name, street, tiles, lang), make))
+        return HTMLResponse(layers.memo(("scenario", name, street, tiles, lang), make))
 
     return app

@@ -47,13 +47,14 @@ _state = {"debug": False}
 
 
 def _register_subcommands() -> None:
-    from api import coverage_cli, grids_cli, map_cli, sites_cli, staff_cli
+    from api import coverage_cli, grids_cli, keys_cli, map_cli, sites_cli, staff_cli
 
     app.add_typer(grids_cli.app, name="grids")
     app.add_typer(staff_cli.app, name="staff")
     app.add_typer(sites_cli.app, name="sites")
     app.add_typer(sites_cli.scenarios_app, name="scenarios")
     app.add_typer(map_cli.app, name="map")
+    app.add_typer(keys_cli.app, name="keys")
     app.command("coverage")(coverage_cli.coverage)
 
 
@@ -437,12 +438,18 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the store over HTTP: maps at /maps/…, API docs at /docs."""
+    """Serve the store over HTTP: OGC API – Features, /locate, maps at /maps/…, docs at
+    /docs. Clients send a key (gridgis keys create) as X-API-Key; GRIDGIS_ANONYMOUS_READ=1
+    lets anonymous clients read what a viewer may.
+    """
     import uvicorn
 
     from api.app import create_app
 
     spec = store_spec(store)
     app_ = create_app(spec)
-    console.print(f"gridgis serving {spec} at http://{host}:{port}/  (maps: /maps/coverage)")
+    console.print(
+        f"gridgis serving {spec} at http://{host}:{port}/  (API docs /docs, maps /maps/coverage)",
+        highlight=False,
+    )
     uvicorn.run(app_, host=host, port=port, log_level="warning")

@@ -322,6 +322,35 @@ LAYERS: dict[str, Layer] = {
             None,
             "方案",
         ),
+        Layer(
+            "api_keys",
+            ("id",),
+            (
+                Field("id", "str"),
+                Field("name", "str"),
+                Field("role", "str", choices=("viewer", "supervisor", "planner", "admin")),
+                Field("scope", "str", nullable=True, required=False, pattern=r"^\d{6,12}$"),
+                Field("hash", "str", pattern=r"^[0-9a-f]{64}$"),
+                Field("created", "str"),
+                Field("revoked", "str", nullable=True, required=False),
+            ),
+            None,
+            "接口密钥",
+        ),
+        Layer(
+            "audit",
+            ("id",),
+            (
+                Field("id", "str"),
+                Field("at", "str"),
+                Field("who", "str"),
+                Field("action", "str"),
+                Field("target", "str"),
+                Field("detail", "str", nullable=True, required=False),
+            ),
+            None,
+            "审计日志",
+        ),
     ]
 }
 

@@ -3,10 +3,13 @@ everything the maps draw, and the browser."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -65,9 +68,8 @@ def _postgis_url() -> str:
     return POSTGIS_URL
 
 
-@pytest.fixture
-def postgis_store() -> Iterator[PostGISStore]:
-    """A PostGIS store in a schema of its own, dropped afterwards."""
+@contextmanager
+def _postgis_schema() -> Iterator[PostGISStore]:
     url = _postgis_url()
     name = f"t_{uuid.uuid4().hex[:10]}"
     engine = sa.create_engine(url)
@@ -83,6 +85,13 @@ def postgis_store() -> Iterator[PostGISStore]:
         with engine.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
         engine.dispose()
+
+
+@pytest.fixture
+def postgis_store() -> Iterator[PostGISStore]:
+    """A PostGIS store in a schema of its own, dropped afterwards."""
+    with _postgis_schema() as s:
+        yield s
 
 
 @pytest.fixture(params=["gpkg", "postgis"])
@@ -145,3 +154,28 @@ def chromium() -> None:
         if IN_CI:
             pytest.fail(f"CI=true but {reason}")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", params=["gpkg", "postgis"])
+def served(request, map_frames, tmp_path_factory) -> Iterator[tuple[Store, dict[str, str]]]:
+    """Each store kind holding the map city, with a key per role and jurisdiction."""
+    from gis import access
+
+    if request.param == "gpkg":
+        s: Store = GeoPackageStore(tmp_path_factory.mktemp("served") / "city.gpkg")
+        ctx: Any = contextlib.nullcontext(s)
+    else:
+        ctx = _postgis_schema()
+    with ctx as s:
+        s.write(map_frames)
+        keys = {
+            name: access.create_key(s, role, scope, name)[0]
+            for name, role, scope in (
+                ("viewer", "viewer", None),
+                ("supervisor", "supervisor", "370405001"),
+                ("supervisor_other", "supervisor", "370405100"),
+                ("planner", "planner", "370405001"),
+                ("admin", "admin", None),
+            )
+        }
+        yield s, keys

@@ -1,4 +1,4 @@
-"""The HTTP service: maps at /maps/…, problems as application/problem+json."""
+"""The HTTP service's maps at /maps/…, problems as application/problem+json."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from gis import access
 
 STREET = "370405001"
 
 
 @pytest.fixture(scope="module")
 def client(map_store):
-    return TestClient(create_app(map_store))
+    c = TestClient(create_app(map_store, anonymous_read=True))
+    c.headers["X-API-Key"] = access.create_key(map_store, "planner")[0]  # scenarios need it
+    return c
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,272 @@
+"""OGC API – Features, Part 1 (Core, GeoJSON, HTML, OpenAPI 3.0) over a gridgis store.
+
+Collections are the store's layers as other systems need them, cut by the caller's role
+(see :mod:`gis.access`): viewers read the aggregated layers; supervisors also read workers and
+buildings, inside their jurisdiction only. Paging, bbox and attribute filters run in the
+store's SQL (:meth:`gis.store.Store.page`).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+import shapely
+
+from gis import schema
+from gis.access import Principal
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+MAX_LIMIT = 10_000
+RESERVED = {"bbox", "limit", "offset", "f", "datetime", "crs", "bbox-crs"}
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A layer as a collection: who may read it and what they see."""
+
+    id: str
+    layer: str
+    title: str
+    description: str
+    role: str = "viewer"
+    jurisdiction: str | None = None  # the code column a scoped key is limited by
+    hidden: tuple[str, ...] = ("synthetic",)
+    viewer_hidden: tuple[str, ...] = ()
+    queryables: tuple[str, ...] = field(default_factory=tuple)
+
+
+COLLECTIONS = {
+    c.id: c
+    for c in (
+        Collection(
+            "districts", "districts", "区县", "Districts of the city", queryables=("code", "name")
+        ),
+        Collection(
+            "streets",
+            "streets",
+            "街道/乡镇",
+            "Streets and townships",
+            queryables=("code", "name", "district_code"),
+        ),
+        Collection(
+            "communities",
+            "communities",
+            "社区/村",
+            "Urban communities and villages",
+            queryables=("code", "name", "kind", "street_code", "district_code"),
+        ),
+        Collection(
+            "grids",
+            "grids",
+            "网格",
+            "Grids with households, the responsible worker's public id and covered shares",
+            queryables=("code", "community_code"),
+        ),
+        Collection(
+            "facilities",
+            "facilities",
+            "服务设施",
+            "Community service facilities",
+            queryables=("id", "type", "status"),
+        ),
+        Collection(
+            "gaps",
+            "gaps",
+            "覆盖缺口",
+            "Areas where a facility type leaves households uncovered",
+            viewer_hidden=("served",),
+            queryables=("type", "community_code"),
+        ),
+        Collection(
+            "workers",
+            "workers",
+            "社区工作者",
+            "Community workers (supervisors, inside their jurisdiction)",
+            role="supervisor",
+            jurisdiction="community_code",
+            hidden=("synthetic", "home_lon", "home_lat"),
+            queryables=("id", "community_code", "role"),
+        ),
+        Collection(
+            "buildings",
+            "buildings",
+            "楼栋",
+            "Buildings with households (supervisors, inside their jurisdiction)",
+            role="supervisor",
+            jurisdiction="community_code",
+            queryables=("id", "community_code"),
+        ),
+    )
+}
+
+
+def visible(who: Principal) -> list[Collection]:
+    """The collections ``who`` may read."""
+    return [c for c in COLLECTIONS.values() if who.at_least(c.role)]
+
+
+def link(href: str, rel: str, type_: str, title: str | None = None) -> dict[str, str]:
+    """An OGC link object."""
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
+
+
+def landing(base: str) -> dict[str, Any]:
+    """The landing page document."""
+    return {
+        "title": "gridgis — 社区网格化服务管理",
+        "description": "Grids, workers and facility coverage of the city (OGC API – Features).",
+        "links": [
+            link(f"{base}/", "self", "application/json", "this document"),
+            link(f"{base}/?f=html", "alternate", "text/html", "this document as HTML"),
+            link(
+                f"{base}/openapi.json",
+                "service-desc",
+                "application/vnd.oai.openapi+json;version=3.0",
+                "the API definition",
+            ),
+            link(f"{base}/docs", "service-doc", "text/html", "the API documentation"),
+            link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
+            link(f"{base}/collections", "data", "application/json", "the collections"),
+        ],
+    }
+
+
+def collection_doc(c: Collection, base: str, extent: tuple[float, ...] | None) -> dict[str, Any]:
+    """A collection's metadata document."""
+    spec = schema.layer(c.layer)
+    doc: dict[str, Any] = {
+        "id": c.id,
+        "title": c.title,
+        "description": c.description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "links": [
+            link(f"{base}/collections/{c.id}", "self", "application/json"),
+            link(f"{base}/collections/{c.id}?f=html", "alternate", "text/html"),
+            link(
+                f"{base}/collections/{c.id}/items", "items", "application/geo+json", "the features"
+            ),
+        ],
+    }
+    if extent is not None and spec.geometry:
+        doc["extent"] = {"spatial": {"bbox": [list(extent)], "crs": CRS84}}
+    return doc
+
+
+def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    """``minx,miny,maxx,maxy`` in CRS84; ``ValueError`` with a clear message otherwise."""
+    if text is None:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise ValueError(f"bbox {text!r}: give four numbers minx,miny,maxx,maxy")
+    try:
+        x0, y0, x1, y1 = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"bbox {text!r}: not numbers") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise ValueError(f"bbox {text!r}: not finite numbers")
+    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+        raise ValueError(f"bbox {text!r}: outside longitude -180..180, latitude -90..90")
+    if x0 > x1 or y0 > y1:
+        raise ValueError(f"bbox {text!r}: minx must not exceed maxx, nor miny maxy")
+    return x0, y0, x1, y1
+
+
+def _clean(v: Any) -> Any:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float | np.floating):
+        return None if math.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def features_json(df: pd.DataFrame, key: str, drop: set[str]) -> list[str]:
+    """Each row as a GeoJSON Feature text."""
+    geoms = (
+        shapely.to_geojson(df.geometry.values)
+        if isinstance(df, gpd.GeoDataFrame)
+        else np.full(len(df), None)
+    )
+    props = df.drop(columns=[c for c in df.columns if c in drop or c == "geometry"])
+    out = []
+    for g, rec in zip(geoms, props.to_dict("records"), strict=True):
+        p = {k: _clean(v) for k, v in rec.items()}
+        fid = json.dumps(str(rec[key]) if key in rec else None)
+        text = json.dumps(p, ensure_ascii=False)
+        out.append(f'{{"type":"Feature","id":{fid},"geometry":{g or "null"},"properties":{text}}}')
+    return out
+
+
+def collection_page(
+    items: list[str],
+    matched: int,
+    base: str,
+    cid: str,
+    params: dict[str, str],
+    limit: int,
+    offset: int,
+) -> str:
+    """The FeatureCollection text of one page, with self/alternate/next/prev links."""
+
+    def href(off: int, fmt: str | None = None) -> str:
+        q = {**params, "limit": str(limit), "offset": str(off)}
+        if fmt:
+            q["f"] = fmt
+        return f"{base}/collections/{cid}/items?{urlencode(q)}"
+
+    links = [
+        link(href(offset), "self", "application/geo+json"),
+        link(href(offset, "html"), "alternate", "text/html"),
+        link(f"{base}/collections/{cid}", "collection", "application/json"),
+    ]
+    if offset + len(items) < matched:
+        links.append(link(href(offset + limit), "next", "application/geo+json"))
+    if offset > 0:
+        links.append(link(href(max(0, offset - limit)), "prev", "application/geo+json"))
+    head = {
+        "type": "FeatureCollection",
+        "numberMatched": matched,
+        "numberReturned": len(items),
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }
+    text = json.dumps(head, ensure_ascii=False)
+    return text[:-1] + ',"features":[' + ",".join(items) + "]}"
+
+
+def as_html(title: str, doc: Any) -> str:
+    """A plain HTML view of a JSON document, its links clickable."""
+    body = html.escape(json.dumps(doc, ensure_ascii=False, indent=2))
+    body = _LINK.sub(lambda m: f'"<a href="{m.group(1)}">{m.group(1)}</a>"', body)
+    return (
+        f"<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"</title></head><body><h1>{html.escape(title)}</h1><pre>{body}</pre></body></html>"
+    )
+
+
+_LINK = re.compile(r"&quot;(https?://[^&\s]+?)&quot;")

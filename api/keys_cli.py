@@ -1,0 +1,61 @@
+"""``gridgis keys``: API keys for the HTTP service (shown once, stored hashed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from api.options import JsonOpt, StoreOpt
+from gis import access
+from gis.store import open_store
+
+app = typer.Typer(help="接口密钥 — API keys and their roles.", no_args_is_help=True)
+
+
+@app.command("create")
+def create(
+    role: Annotated[str, typer.Option(help="viewer, supervisor, planner or admin.")],
+    scope: Annotated[
+        str | None,
+        typer.Option(help="Jurisdiction: a district, street or community code (default: all)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Who or what uses the key.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Create a key; it is printed once, alone on the last line, and stored only hashed."""
+    from api.cli import console, store_spec
+
+    key, row = access.create_key(open_store(store_spec(store)), role, scope, name)
+    console.print(
+        f"key {row['id']} ({row['name']}): role {role}, scope {scope or 'all'}; "
+        "send it as the X-API-Key header. It is shown only now:",
+        highlight=False,
+    )
+    sys.stdout.write(key + "\n")
+
+
+@app.command("list")
+def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """List the keys (never the keys themselves)."""
+    from api.cli import _table, console, store_spec
+
+    df = access.keys(open_store(store_spec(store)))
+    if as_json:
+        sys.stdout.write(json.dumps(df.to_dict("records"), ensure_ascii=False, default=str) + "\n")
+        return
+    console.print(_table("API keys", df.fillna("—")))
+
+
+@app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (see keys list).")],
+    store: StoreOpt = None,
+) -> None:
+    """Revoke a key."""
+    from api.cli import console, store_spec
+
+    access.revoke(open_store(store_spec(store)), key_id)
+    console.print(f"revoked {key_id}")

@@ -1,0 +1,145 @@
+"""Dispatch look-up (派单定位): which district, street, community, grid and worker are
+responsible for a point, and the nearest facility of each type.
+
+Built once per store version: R-trees of communities and grids, one KD-tree per facility
+type in the metric zone; a batch of points is answered with vectorised queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+import geopandas as gpd
+import shapely
+
+from gis import crs as gcrs
+from gis.crs import metric_crs_of
+
+CRS_ALIASES = {
+    "crs84": "wgs84",
+    "http://www.opengis.net/def/crs/ogc/1.3/crs84": "wgs84",
+    "epsg:4326": "wgs84",
+    "wgs84": "wgs84",
+    # CGCS2000 and WGS84 differ by centimetres: the same numbers serve
+    "epsg:4490": "wgs84",
+    "http://www.opengis.net/def/crs/epsg/0/4490": "wgs84",
+    "http://www.opengis.net/def/crs/epsg/0/4326": "wgs84",
+    "gcj02": "gcj02",
+    "bd09": "bd09",
+}
+
+
+def system_of(crs: str | None) -> str:
+    """The coordinate system of a ``crs`` parameter; ``ValueError`` if unknown."""
+    key = (crs or "crs84").strip().lower()
+    if key not in CRS_ALIASES:
+        raise ValueError(f"crs {crs!r} is not one of CRS84, EPSG:4326, EPSG:4490, gcj02, bd09")
+    return CRS_ALIASES[key]
+
+
+class Locator:
+    """Answers look-ups for one version of the store's layers."""
+
+    def __init__(self, f: dict[str, pd.DataFrame]) -> None:
+        comms = f["communities"]
+        self.comms = comms.reset_index(drop=True)
+        self.ctree = shapely.STRtree(self.comms.geometry.values)
+        self.streets = f["streets"].set_index("code")["name"] if "streets" in f else pd.Series()
+        self.districts = (
+            f["districts"].set_index("code")["name"] if "districts" in f else pd.Series()
+        )
+        grids = f.get("grids")
+        self.grids = grids.reset_index(drop=True) if grids is not None else None
+        self.gtree = shapely.STRtree(self.grids.geometry.values) if self.grids is not None else None
+        workers = f.get("workers")
+        a = f.get("assignments")
+        self.worker_of: dict[str, dict[str, Any]] = {}
+        if a is not None and workers is not None:
+            w = workers.set_index("id")
+            for g, wid in zip(a["grid_code"], a["worker_id"], strict=True):
+                if wid in w.index:
+                    phone = w.at[wid, "phone"] if "phone" in w.columns else None
+                    self.worker_of[g] = {
+                        "id": wid,
+                        "name": w.at[wid, "name"],
+                        "phone": None if pd.isna(phone) else phone,
+                    }
+        self.metric = metric_crs_of(comms)
+        fac = f.get("facilities")
+        self.types: dict[str, tuple[cKDTree, pd.DataFrame]] = {}
+        if fac is not None and len(fac):
+            status = fac["status"].fillna("existing") if "status" in fac else "existing"
+            fac = fac[pd.Series(status, index=fac.index).eq("existing")]
+            xy = shapely.get_coordinates(fac.to_crs(self.metric).geometry.values)
+            for t, idx in fac.groupby("type").indices.items():
+                self.types[str(t)] = (cKDTree(xy[idx]), fac.iloc[idx][["id", "name"]])
+
+    def locate(
+        self, lon: np.ndarray, lat: np.ndarray, system: str = "wgs84"
+    ) -> list[dict[str, Any] | None]:
+        """One answer per point (``None`` outside the city)."""
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        if system == "gcj02":
+            lon, lat = gcrs.gcj02_to_wgs84(lon, lat)
+        elif system == "bd09":
+            lon, lat = gcrs.bd09_to_wgs84(lon, lat)
+        pts = shapely.points(lon, lat)
+        comm = _first_hit(self.ctree, pts)
+        grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)
+        mxy = shapely.get_coordinates(
+            gpd.GeoSeries(pts, crs=4326).to_crs(self.metric).geometry.values
+        )
+        nearest = {t: tree.query(mxy) for t, (tree, _) in self.types.items()}
+        out: list[dict[str, Any] | None] = []
+        for i in range(len(pts)):
+            if comm[i] < 0:
+                out.append(None)
+                continue
+            c = self.comms.iloc[comm[i]]
+            g = (
+                self.grids["code"].iloc[grid[i]]
+                if grid[i] >= 0 and self.grids is not None
+                else None
+            )
+            facilities = {}
+            for t, (d, j) in nearest.items():
+                rows = self.types[t][1]
+                facilities[t] = {
+                    "id": rows["id"].iloc[j[i]],
+                    "name": rows["name"].iloc[j[i]],
+                    "distance_m": round(float(d[i]), 1),
+                }
+            out.append(
+                {
+                    "lon": float(lon[i]),
+                    "lat": float(lat[i]),
+                    "district": {
+                        "code": c["district_code"],
+                        "name": self.districts.get(c["district_code"]),
+                    },
+                    "street": {
+                        "code": c["street_code"],
+                        "name": self.streets.get(c["street_code"]),
+                    },
+                    "community": {"code": c["code"], "name": c["name"]},
+                    "grid": {"code": g},
+                    "worker": dict(self.worker_of[g]) if g in self.worker_of else None,
+                    "facilities": facilities,
+                }
+            )
+        return out
+
+
+def _first_hit(tree: shapely.STRtree, pts: np.ndarray) -> np.ndarray:
+    """Index of the (lowest-numbered) polygon holding each point, -1 where none."""
+    p, g = tree.query(pts, predicate="intersects")
+    out = np.full(len(pts), -1)
+    order = np.lexsort((g, p))
+    p, g = p[order], g[order]
+    first = np.unique(p, return_index=True)[1]
+    out[p[first]] = g[first]
+    return out

@@ -1,0 +1,138 @@
+"""Who may read and change what (访问控制): API keys, roles, jurisdictions, the audit log.
+
+Roles are cumulative: ``viewer`` reads aggregated layers only (never a building, a household
+count below a grid, or a worker's phone); ``supervisor`` adds workers, buildings and edits of
+assignments; ``planner`` adds scenarios and site tests; ``admin`` may do everything. A key
+may carry a jurisdiction (``scope``): a district, street or community code; the codes nest, so
+"inside" is a prefix test. Keys are random, shown once, and stored only as SHA-256 digests
+(a fast hash is right for high-entropy keys; there is nothing to brute-force).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from gis.errors import ValidationError
+from gis.store import Store
+
+ROLES = ("viewer", "supervisor", "planner", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a named key with a role and an optional jurisdiction."""
+
+    name: str
+    role: str
+    scope: str | None = None
+
+    def at_least(self, role: str) -> bool:
+        """Whether the caller's role includes ``role``'s rights."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    def covers(self, code: str | None) -> bool:
+        """Whether ``code`` (district … grid) lies inside the caller's jurisdiction."""
+        return self.scope is None or (code is not None and str(code).startswith(self.scope))
+
+
+ANONYMOUS = Principal("anonymous", "viewer")
+
+
+def digest(key: str) -> str:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def create_key(
+    store: Store, role: str, scope: str | None = None, name: str | None = None
+) -> tuple[str, pd.Series]:
+    """A new key for ``role`` (inside ``scope``): returns the key (shown once) and its row."""
+    problems = []
+    if role not in ROLES:
+        problems.append(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if scope is not None:
+        if not (scope.isdigit() and len(scope) in (6, 9, 12)):
+            problems.append(f"scope {scope!r} is not a district, street or community code")
+        elif not _code_exists(store, scope):
+            problems.append(f"scope {scope!r}: no such district, street or community in the store")
+    if problems:
+        raise ValidationError("keys create", problems)
+    key = "gg_" + secrets.token_urlsafe(32)
+    row = pd.DataFrame(
+        {
+            "id": [f"k{uuid.uuid4().hex[:10]}"],
+            "name": [name or f"{role}{'@' + scope if scope else ''}"],
+            "role": [role],
+            "scope": [scope],
+            "hash": [digest(key)],
+            "created": [_now()],
+            "revoked": [None],
+        }
+    )
+    if store.has("api_keys"):
+        store.insert("api_keys", row)
+    else:
+        store.write({"api_keys": row})
+    audit(store, "cli", "keys.create", row["id"].iloc[0], f"role={role} scope={scope}")
+    return key, row.iloc[0]
+
+
+def _code_exists(store: Store, code: str) -> bool:
+    layer = {6: "districts", 9: "streets", 12: "communities"}[len(code)]
+    return store.has(layer) and len(store.read(layer, where={"code": code})) > 0
+
+
+def keys(store: Store) -> pd.DataFrame:
+    """Every key, without its digest."""
+    if not store.has("api_keys"):
+        return pd.DataFrame(columns=["id", "name", "role", "scope", "created", "revoked"])
+    return store.read("api_keys").drop(columns="hash")
+
+
+def revoke(store: Store, key_id: str) -> None:
+    """Revoke a key by id (it stays listed, marked revoked)."""
+    known = keys(store)
+    if key_id not in set(known["id"]):
+        raise ValidationError("keys revoke", [f"no key {key_id!r}"])
+    store.update("api_keys", key_id, {"revoked": _now()})
+    audit(store, "cli", "keys.revoke", key_id, None)
+
+
+def principals(store: Store) -> dict[str, Principal]:
+    """Digest → principal for every key that is not revoked."""
+    if not store.has("api_keys"):
+        return {}
+    k = store.read("api_keys")
+    k = k[k["revoked"].isna()]
+    return {
+        h: Principal(n, r, s if isinstance(s, str) and s else None)
+        for h, n, r, s in zip(k["hash"], k["name"], k["role"], k["scope"], strict=True)
+    }
+
+
+def audit(store: Store, who: str, action: str, target: str, detail: str | None) -> None:
+    """Record one write: who, when, what."""
+    row = pd.DataFrame(
+        {
+            "id": [uuid.uuid4().hex],
+            "at": [_now()],
+            "who": [who],
+            "action": [action],
+            "target": [target],
+            "detail": [detail],
+        }
+    )
+    if store.has("audit"):
+        store.insert("audit", row)
+    else:
+        store.write({"audit": row})

@@ -1,0 +1,154 @@
+"""OGC API – Features, Part 1 (Core, GeoJSON, HTML, OAS 3.0): the requirements walked
+against both stores (``served`` runs each test once per store kind)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from geojson_pydantic import Feature, FeatureCollection
+
+import shapely
+
+from api.app import create_app
+
+CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
+
+
+@pytest.fixture(scope="module")
+def api(served):
+    store, keys = served
+    client = TestClient(create_app(store, anonymous_read=False))
+    client.headers["X-API-Key"] = keys["admin"]
+    return client, store
+
+
+def _rels(doc):
+    return {x["rel"]: x for x in doc["links"]}
+
+
+def test_landing_page_links(api):
+    client, _ = api
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+    rels = _rels(r.json())
+    assert {"self", "service-desc", "service-doc", "conformance", "data"} <= set(rels)
+    for rel in ("service-desc", "conformance", "data"):
+        href = rels[rel]["href"].replace("http://testserver", "")
+        assert client.get(href).status_code == 200
+
+
+def test_conformance_and_openapi(api):
+    client, _ = api
+    classes = client.get("/conformance").json()["conformsTo"]
+    assert CORE in classes and any(c.endswith("/geojson") for c in classes)
+    doc = client.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.") and "/collections/{cid}/items" in doc["paths"]
+
+
+def test_collections_metadata(api):
+    client, store = api
+    body = client.get("/collections").json()
+    ids = [c["id"] for c in body["collections"]]
+    assert {"districts", "streets", "communities", "grids", "facilities", "gaps"} <= set(ids)
+    for c in body["collections"]:
+        assert "items" in _rels(c) and c["itemType"] == "feature"
+        one = client.get(f"/collections/{c['id']}").json()
+        assert one["id"] == c["id"] and one["title"] == c["title"]
+        if "extent" in one:
+            x0, y0, x1, y1 = one["extent"]["spatial"]["bbox"][0]
+            assert x0 < x1 and y0 < y1
+    r = client.get("/collections/nope")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+
+
+def test_items_paging_walks_every_feature_once(api):
+    client, store = api
+    total = store.layers()["communities"]
+    seen, url, pages = [], "/collections/communities/items?limit=40", 0
+    while url:
+        r = client.get(url)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+        fc = FeatureCollection.model_validate(r.json())  # GeoJSON validity
+        body = r.json()
+        assert body["numberMatched"] == total
+        assert body["numberReturned"] == len(fc.features) <= 40
+        seen += [f.id for f in fc.features]
+        nxt = _rels(body).get("next")
+        url = nxt["href"].replace("http://testserver", "") if nxt else None
+        pages += 1
+        if pages > 1:
+            assert "prev" in _rels(body)
+    assert len(seen) == len(set(seen)) == total and pages == -(-total // 40)
+
+
+@pytest.mark.parametrize(
+    "query, status",
+    [
+        ("", 200),
+        ("limit=1", 200),
+        ("limit=10000", 200),
+        ("limit=0", 400),
+        ("limit=10001", 400),
+        ("limit=x", 400),
+        ("offset=-1", 400),
+        ("offset=100000", 200),
+        ("bbox=1,2,3", 400),
+        ("bbox=a,b,c,d", 400),
+        ("bbox=117.8,34.6,117.5,34.5", 400),
+        ("bbox=0,0,200,10", 400),
+        ("nope=1", 400),
+        ("f=xml", 400),
+    ],
+)
+def test_items_parameters(api, query, status):
+    client, _ = api
+    r = client.get(f"/collections/grids/items?{query}")
+    assert r.status_code == status, r.text
+    if status == 200:
+        body = r.json()
+        assert body["numberReturned"] <= (10 if "limit" not in query else int(query[6:]))
+        if query == "":
+            assert body["numberReturned"] == 10
+        if query.startswith("offset"):
+            assert body["features"] == []
+    else:
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["detail"] and "Traceback" not in r.text
+
+
+def test_bbox_and_attribute_filters(api):
+    client, store = api
+    box = (117.62, 34.55, 117.68, 34.60)
+    r = client.get(
+        "/collections/grids/items", params={"bbox": ",".join(map(str, box)), "limit": 1000}
+    )
+    body = r.json()
+    want = store.read("grids", bbox=box)
+    assert body["numberMatched"] == len(want) > 0
+    for f in FeatureCollection.model_validate(body).features:
+        assert shapely.intersects(
+            shapely.geometry.shape(f.geometry.model_dump()), shapely.box(*box)
+        )
+    street = store.read("streets")["code"].iloc[0]
+    body = client.get(f"/collections/communities/items?street_code={street}&limit=500").json()
+    assert body["numberMatched"] == len(store.read("communities", where={"street_code": street}))
+    assert {f["properties"]["street_code"] for f in body["features"]} == {street}
+    grids = client.get("/collections/grids/items?limit=5").json()["features"]
+    assert {"households", "worker_id"} <= set(grids[0]["properties"])
+    assert any(k.startswith("share_") for k in grids[0]["properties"])
+
+
+def test_feature_by_id_and_formats(api):
+    client, store = api
+    code = store.read("grids")["code"].iloc[3]
+    r = client.get(f"/collections/grids/items/{code}")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    f = Feature.model_validate(r.json())
+    assert f.id == code and {"self", "collection"} <= set(_rels(r.json()))
+    r = client.get("/collections/grids/items/000")
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    for url in ("/", "/collections", "/collections/grids", "/collections/grids/items"):
+        h = client.get(url + ("&" if "?" in url else "?") + "f=html")
+        assert h.status_code == 200 and h.headers["content-type"].startswith("text/html")
+        h = client.get(url, headers={"Accept": "text/html"})
+        assert h.headers["content-type"].startswith("text/html")
