@@ -12,7 +12,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -33,9 +33,40 @@ PROBLEM = "application/problem+json"
 GEOJSON = "application/geo+json"
 MAX_BODY = 2_000_000  # bytes
 MAX_POINTS = 10_000
-Tiles = Annotated[str, Query(description="Base map: none, osm, tianditu or amap.")]
-Lang = Annotated[str, Query(description="Labels: zh or en.")]
-Fmt = Annotated[str | None, Query(description="json or html (overrides Accept).")]
+Tiles = Annotated[Literal["none", "osm", "tianditu", "amap"], Query(description="Base map.")]
+Lang = Annotated[Literal["zh", "en"], Query(description="Labels: Chinese or English.")]
+Fmt = Annotated[Literal["json", "html"] | None, Query(description="Overrides Accept.")]
+
+
+class GeoJSONResponse(Response):
+    """A GeoJSON document."""
+
+    media_type = GEOJSON
+
+
+class ProblemDoc(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+
+
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": text,
+        "content": {PROBLEM: {"schema": ProblemDoc.model_json_schema()}},
+    }
+    for status, text in (
+        (400, "Bad request: a parameter, body, CRS or filter is malformed"),
+        (401, "No API key, or an unknown or revoked one"),
+        (403, "The key's role or jurisdiction does not allow it"),
+        (404, "No such resource (or outside the jurisdiction, where existence must not leak)"),
+        (413, "Request body too large"),
+    )
+}
+HTML_TOO: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": {}}}}
 
 
 class Problem(Exception):
@@ -137,6 +168,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         description="社区网格化服务管理 GIS — OGC API – Features over grids, workers and "
         "facility coverage; dispatch look-up; maps. Send the key as `X-API-Key`.",
         version="0.1",
+        responses=PROBLEMS,
     )
 
     # -- errors: problem+json, never a trace ---------------------------------------------
@@ -206,12 +238,12 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         return JSONResponse(doc)
 
     # -- OGC API – Features ------------------------------------------------------------------
-    @app.get("/", tags=["OGC API – Features"])
+    @app.get("/", tags=["OGC API – Features"], responses=HTML_TOO)
     def landing(request: Request, caller: Who, f: Fmt = None) -> Response:
         """Landing page."""
         return reply(request, f, "gridgis", ogc.landing(base(request)))
 
-    @app.get("/conformance", tags=["OGC API – Features"])
+    @app.get("/conformance", tags=["OGC API – Features"], responses=HTML_TOO)
     def conformance(request: Request, caller: Who, f: Fmt = None) -> Response:
         """Conformance classes."""
         return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE})
@@ -236,7 +268,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             raise Problem(403, f"collection {cid!r} needs the {c.role} role")
         return c
 
-    @app.get("/collections", tags=["OGC API – Features"])
+    @app.get("/collections", tags=["OGC API – Features"], responses=HTML_TOO)
     def collections(request: Request, caller: Who, f: Fmt = None) -> Response:
         """The collections the caller may read."""
         b = base(request)
@@ -250,7 +282,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         }
         return reply(request, f, "Collections", doc)
 
-    @app.get("/collections/{cid}", tags=["OGC API – Features"])
+    @app.get("/collections/{cid}", tags=["OGC API – Features"], responses=HTML_TOO)
     def one_collection(request: Request, cid: str, caller: Who, f: Fmt = None) -> Response:
         """One collection's metadata."""
         c = collection(cid, caller)
@@ -284,7 +316,12 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             out |= set(c.viewer_hidden)
         return out
 
-    @app.get("/collections/{cid}/items", tags=["OGC API – Features"])
+    @app.get(
+        "/collections/{cid}/items",
+        tags=["OGC API – Features"],
+        response_class=GeoJSONResponse,
+        responses=HTML_TOO,
+    )
     def items(
         request: Request,
         cid: str,
@@ -327,7 +364,12 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
         return Response(text, media_type=GEOJSON)
 
-    @app.get("/collections/{cid}/items/{fid}", tags=["OGC API – Features"])
+    @app.get(
+        "/collections/{cid}/items/{fid}",
+        tags=["OGC API – Features"],
+        response_class=GeoJSONResponse,
+        responses=HTML_TOO,
+    )
     def item(request: Request, cid: str, fid: str, caller: Who, f: Fmt = None) -> Response:
         """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
         c = collection(cid, caller)
