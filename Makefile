@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean browser
+.PHONY: demo test bench lint clean browser bench-tools
 
 # the map tests run in a real browser: Debian's Chromium and ChromeDriver (and CJK fonts so
 # the Chinese labels render), installed once when missing
@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# builds the city, then serves it (API + maps) until Ctrl-C; DEMO_SERVE=0 only builds
+DEMO_SERVE ?= 1
 demo: $(STAMP)
 	$(BIN)/gridgis demo
+	@if [ "$(DEMO_SERVE)" = 1 ]; then GRIDGIS_ANONYMOUS_READ=1 $(BIN)/gridgis serve; fi
 
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! fc-list | grep -q "Noto Sans CJK"; then \
@@ -32,7 +35,13 @@ browser:
 test: $(STAMP) browser
 	$(BIN)/pytest
 
-bench: $(STAMP) browser
+# wrk (C) drives the HTTP benchmark, so the load generator does not eat the server's cores
+bench-tools:
+	@command -v wrk >/dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk >/dev/null; }; }
+
+bench: $(STAMP) browser bench-tools
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_city.py
 	$(BIN)/python bench/bench_grids.py
@@ -40,6 +49,7 @@ bench: $(STAMP) browser
 	$(BIN)/python bench/bench_coverage.py
 	$(BIN)/python bench/bench_siting.py
 	$(BIN)/python bench/bench_maps.py
+	$(BIN)/python bench/bench_api.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

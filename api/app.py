@@ -8,12 +8,16 @@ Every error is an ``application/problem+json`` document with a 4xx status and a 
 no stack trace, no SQL.
 """
 
+import gc
 import os
 import threading
+import time
 from collections import OrderedDict
-from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
+import anyio
 import numpy as np
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +30,7 @@ from api.locate import Locator, system_of
 from gis import access
 from gis.access import ANONYMOUS, Principal
 from gis.errors import GridError, LayerNotFoundError
-from gis.store import GeoPackageStore, Store, open_store
+from gis.store import Store, open_store
 from maps import views
 
 PROBLEM = "application/problem+json"
@@ -88,26 +92,32 @@ class _Layers:
         self.store = store
         self.lock = threading.Lock()
         self.version: Any = None
+        self.checked = 0.0
+        self.names: set[str] = set()
         self.frames: dict[str, Any] = {}
         self.cache: OrderedDict[tuple, Any] = OrderedDict()
 
-    def _version(self) -> Any:
-        if isinstance(self.store, GeoPackageStore):
-            p = Path(self.store.path)
-            return p.stat().st_mtime_ns if p.exists() else None
-        return tuple(sorted(self.store.layers().items()))
-
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
+        """Drop what was read if the store changed (asked at most every half second)."""
+        now = time.monotonic()
         with self.lock:
-            v = self._version()
-            if v != self.version:
+            if not force and now - self.checked < 0.5:
+                return
+            self.checked = now
+            v = self.store.version()
+            if force or v != self.version:
                 self.frames, self.cache, self.version = {}, OrderedDict(), v
+                self.names = self.store.names()
+
+    def has(self, name: str) -> bool:
+        self.refresh()
+        return name in self.names
 
     def get(self, names: tuple[str, ...]) -> dict[str, Any]:
         self.refresh()
         with self.lock:
             for name in names:
-                if name not in self.frames and self.store.has(name):
+                if name not in self.frames and name in self.names:
                     self.frames[name] = self.store.read(name)
             out = {n: self.frames[n] for n in names if n in self.frames}
         if "facility_types" in names and "facility_types" not in out:
@@ -163,7 +173,20 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
     if anonymous_read is None:
         anonymous_read = _truthy(os.environ.get("GRIDGIS_ANONYMOUS_READ"))
     layers = _Layers(s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a few worker threads, not anyio's 40: the handlers hold the GIL between their
+        # SQL round trips, and fewer threads switch less under load
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = int(os.environ.get("GRIDGIS_THREADS", "8"))
+        # each request makes many short-lived objects; collecting the young generation less
+        # often keeps the full collections (long pauses over the cached layers) rare
+        gc.set_threshold(50_000, 20, 20)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="gridgis",
         description="社区网格化服务管理 GIS — OGC API – Features over grids, workers and "
         "facility coverage; dispatch look-up; maps. Send the key as `X-API-Key`.",
@@ -250,19 +273,19 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
 
     def extent(c: ogc.Collection) -> tuple[float, ...] | None:
         def make() -> tuple[float, ...] | None:
-            if not s.has(c.layer):
+            if not layers.has(c.layer):
                 return None
             if c.layer in ("districts",):
                 b = s.read("districts").total_bounds
             else:
-                b = s.read("districts").total_bounds if s.has("districts") else None
+                b = s.read("districts").total_bounds if layers.has("districts") else None
             return None if b is None else tuple(round(float(v), 6) for v in b)
 
         return layers.memo(("extent", c.id), make)  # type: ignore[no-any-return]
 
     def collection(cid: str, caller: Principal) -> ogc.Collection:
         c = ogc.COLLECTIONS.get(cid)
-        if c is None or not s.has(c.layer):
+        if c is None or not layers.has(c.layer):
             raise Problem(404, f"no collection {cid!r}")
         if not caller.at_least(c.role):
             raise Problem(403, f"collection {cid!r} needs the {c.role} role")
@@ -272,7 +295,9 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
     def collections(request: Request, caller: Who, f: Fmt = None) -> Response:
         """The collections the caller may read."""
         b = base(request)
-        docs = [ogc.collection_doc(c, b, extent(c)) for c in ogc.visible(caller) if s.has(c.layer)]
+        docs = [
+            ogc.collection_doc(c, b, extent(c)) for c in ogc.visible(caller) if layers.has(c.layer)
+        ]
         doc = {
             "links": [
                 ogc.link(f"{b}/collections", "self", "application/json"),
@@ -295,20 +320,29 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         codes = [x for x in comms["code"] if caller.covers(x)] if comms is not None else []
         return {c.jurisdiction: codes or ["-"]}
 
-    def enrich(c: ogc.Collection, df: Any) -> Any:
-        if c.id != "grids" or not len(df):
-            return df
-        f = layers.get(("assignments", "coverage"))
-        df = df.copy()
-        if "assignments" in f:
-            w = f["assignments"].set_index("grid_code")["worker_id"]
-            df["worker_id"] = df["code"].map(w)
-        if "coverage" in f:
-            t = f["coverage"]
-            t = t[t["level"] == "grid"].pivot(index="code", columns="type", values="share")
-            for col in t.columns:
-                df[f"share_{col}"] = df["code"].map(t[col]).round(4)
-        return df
+    def grid_extra(c: ogc.Collection) -> dict[str, dict[str, Any]] | None:
+        """More properties of a grid: the responsible worker's id, covered shares."""
+        if c.id != "grids":
+            return None
+
+        def make() -> dict[str, dict[str, Any]]:
+            f = layers.get(("assignments", "coverage"))
+            out: dict[str, dict[str, Any]] = {}
+            if "assignments" in f:
+                for g, w in zip(
+                    f["assignments"]["grid_code"], f["assignments"]["worker_id"], strict=True
+                ):
+                    out.setdefault(g, {})["worker_id"] = w
+            if "coverage" in f:
+                t = f["coverage"]
+                t = t[t["level"] == "grid"]
+                for g, typ, share in zip(t["code"], t["type"], t["share"], strict=True):
+                    out.setdefault(g, {})[f"share_{typ}"] = (
+                        None if share != share else round(float(share), 4)
+                    )
+            return out
+
+        return layers.memo(("grid_extra",), make)  # type: ignore[no-any-return]
 
     def drop_for(c: ogc.Collection, caller: Principal) -> set[str]:
         out = set(c.hidden)
@@ -350,14 +384,13 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
                 where[k] = [where[k]] if where[k] in codes else ["-"]
             else:
                 where[k] = codes
-        df, matched = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset)
-        df = enrich(c, df)
+        page = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset)
         key = s._spec(c.layer).key[0]
         params = {
             k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "f")
         }
-        feats = ogc.features_json(df, key, drop_for(c, caller))
-        text = ogc.collection_page(feats, matched, base(request), cid, params, limit, offset)
+        feats = ogc.features_json(page.rows, page.geometry, key, drop_for(c, caller), grid_extra(c))
+        text = ogc.collection_page(feats, page.matched, base(request), cid, params, limit, offset)
         if wants_html(request, f):
             import json
 
@@ -374,14 +407,15 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
         c = collection(cid, caller)
         key = s._spec(c.layer).key[0]
-        df, _ = s.page(c.layer, where={key: fid}, limit=1)
-        if not len(df) or (
-            c.jurisdiction is not None and not caller.covers(df[c.jurisdiction].iloc[0])
+        page = s.page(c.layer, where={key: fid}, limit=1)
+        if not page.rows or (
+            c.jurisdiction is not None and not caller.covers(page.rows[0][c.jurisdiction])
         ):
             raise Problem(404, f"no feature {fid!r} in {cid}")
-        df = enrich(c, df)
         b = base(request)
-        feat = ogc.features_json(df, key, drop_for(c, caller))[0]
+        feat = ogc.features_json(page.rows, page.geometry, key, drop_for(c, caller), grid_extra(c))[
+            0
+        ]
         links = [
             ogc.link(f"{b}/collections/{cid}/items/{fid}", "self", GEOJSON),
             ogc.link(f"{b}/collections/{cid}", "collection", "application/json"),
@@ -453,14 +487,14 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         """Make a worker responsible for a grid (supervisors, inside their jurisdiction)."""
         if not caller.at_least("supervisor"):
             raise Problem(403, "changing assignments needs the supervisor role")
-        if not s.has("assignments"):
+        if not layers.has("assignments"):
             raise Problem(404, "the store has no assignments")
         if not grid_code.isdigit() or not caller.covers(grid_code):
             raise Problem(404, f"no grid {grid_code!r}")
         found = s.read("assignments", where={"grid_code": grid_code})
         if not len(found):
             raise Problem(404, f"no grid {grid_code!r}")
-        w = s.read("workers", where={"id": body.worker_id}) if s.has("workers") else None
+        w = s.read("workers", where={"id": body.worker_id}) if layers.has("workers") else None
         if w is None or not len(w):
             raise Problem(400, f"no worker {body.worker_id!r}")
         if not str(grid_code).startswith(str(w["community_code"].iloc[0])):
@@ -469,6 +503,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         s.update("assignments", grid_code, {"worker_id": body.worker_id})
         access.audit(s, caller.name, "assignments.update", grid_code,
                      f"{before} -> {body.worker_id}")  # fmt: skip
+        layers.refresh(force=True)  # what this process cached is stale now
         return JSONResponse({"grid_code": grid_code, "worker_id": body.worker_id})
 
     # -- maps --------------------------------------------------------------------------------

@@ -20,9 +20,6 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-import geopandas as gpd
-import shapely
-
 from gis import schema
 from gis.access import Principal
 
@@ -147,6 +144,8 @@ def landing(base: str) -> dict[str, Any]:
             link(f"{base}/docs", "service-doc", "text/html", "the API documentation"),
             link(f"{base}/conformance", "conformance", "application/json", "conformance classes"),
             link(f"{base}/collections", "data", "application/json", "the collections"),
+            link(f"{base}/maps/coverage", "related", "text/html", "地图: 服务覆盖总览"),
+            link(f"{base}/maps/staffing", "related", "text/html", "地图: 社区工作者配备"),
         ],
     }
 
@@ -205,18 +204,20 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def features_json(df: pd.DataFrame, key: str, drop: set[str]) -> list[str]:
-    """Each row as a GeoJSON Feature text."""
-    geoms = (
-        shapely.to_geojson(df.geometry.values)
-        if isinstance(df, gpd.GeoDataFrame)
-        else np.full(len(df), None)
-    )
-    props = df.drop(columns=[c for c in df.columns if c in drop or c == "geometry"])
+def features_json(
+    rows: list[dict[str, Any]],
+    geometry: list[str | None],
+    key: str,
+    drop: set[str],
+    extra: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """Each row as a GeoJSON Feature text (``extra``: more properties by key)."""
     out = []
-    for g, rec in zip(geoms, props.to_dict("records"), strict=True):
-        p = {k: _clean(v) for k, v in rec.items()}
-        fid = json.dumps(str(rec[key]) if key in rec else None)
+    for rec, g in zip(rows, geometry, strict=True):
+        p = {k: _clean(v) for k, v in rec.items() if k not in drop}
+        if extra:
+            p.update(extra.get(rec[key], {}))
+        fid = json.dumps(str(rec[key]))
         text = json.dumps(p, ensure_ascii=False)
         out.append(f'{{"type":"Feature","id":{fid},"geometry":{g or "null"},"properties":{text}}}')
     return out

@@ -24,6 +24,7 @@ import struct
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,27 @@ Where = Mapping[str, Any]
 GEOM = "geom"
 
 
+@dataclass
+class Page:
+    """One page of a layer: its rows (column → value) with their geometry as GeoJSON text,
+    and how many rows match in all.
+    """
+
+    name: str
+    rows: list[dict[str, Any]]
+    geometry: list[str | None]
+    matched: int
+
+    def frame(self) -> pd.DataFrame:
+        """The page as a (Geo)DataFrame of the layer's schema."""
+        spec = schema.layer(self.name)
+        df = pd.DataFrame(self.rows, columns=spec.columns)
+        if spec.geometry:
+            geoms = shapely.from_geojson(np.asarray(self.geometry, dtype=object))
+            df = gpd.GeoDataFrame(df, geometry=geoms, crs=schema.STORAGE_CRS)
+        return schema.conform(self.name, df)
+
+
 class Store(ABC):
     """What every store does; see the module docstring for the guarantees."""
 
@@ -56,7 +78,15 @@ class Store(ABC):
 
     def has(self, name: str) -> bool:
         """Whether the store holds layer ``name``."""
-        return name in self.layers()
+        return name in self.names()
+
+    def names(self) -> set[str]:
+        """The gridgis layers the store holds (cheap: no row counts)."""
+        return set(self.layers())
+
+    @abstractmethod
+    def version(self) -> Any:
+        """A value that changes whenever the store's content does (cheap to ask)."""
 
     @abstractmethod
     def read(
@@ -91,11 +121,12 @@ class Store(ABC):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
-    ) -> tuple[pd.DataFrame, int]:
+    ) -> Page:
         """One page of a layer in key order, and how many rows match in all.
 
         ``bbox`` and ``where`` as in :meth:`read`; the filter, count and paging run in the
-        database (SQL with the spatial index), never over the whole layer in Python.
+        database (SQL with the spatial index), never over the whole layer in Python. The
+        rows come as plain values and GeoJSON text, ready to serve.
         """
 
     @abstractmethod
@@ -267,6 +298,18 @@ class GeoPackageStore(Store):
             self._engine = engine
         return self._engine
 
+    def names(self) -> set[str]:
+        """The gridgis layers in the file (from ``gpkg_contents``)."""
+        if not self.path.exists():
+            return set()
+        with contextlib.closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as con:
+            found = {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
+        return found & set(schema.LAYERS)
+
+    def version(self) -> Any:
+        """The file's modification time (every write replaces or changes the file)."""
+        return self.path.stat().st_mtime_ns if self.path.exists() else None
+
     def layers(self) -> dict[str, int]:
         """Layer name → row count."""
         if not self.path.exists():
@@ -313,7 +356,7 @@ class GeoPackageStore(Store):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
-    ) -> tuple[pd.DataFrame, int]:
+    ) -> Page:
         """Filter and page in SQLite (bbox: the R-tree, then the exact test on the
         candidates only); then read the page's rows by fid.
         """
@@ -324,6 +367,7 @@ class GeoPackageStore(Store):
         sql = [f'"{c}" IN ({", ".join("?" * len(vs))})' for c, vs in conds.items()]
         params: list[Any] = [v for vs in conds.values() for v in vs]
         order = ", ".join(f'"{k}"' for k in spec.key)
+        cols = ", ".join(f'"{c}"' for c in spec.columns)
         uri = f"file:{self.path}?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as con:
             if bbox is not None and spec.geometry:
@@ -352,18 +396,27 @@ class GeoPackageStore(Store):
                         [*params, int(limit), int(offset)],
                     )
                 ]
-        if not fids:
-            return self._finish(name, schema.empty(name), None), matched
-        df = pyogrio.read_dataframe(
-            self.path,
-            layer=name,
-            where=f"fid IN ({', '.join(str(int(f)) for f in fids)})",
-            read_geometry=spec.geometry is not None,
-            fid_as_index=True,
-            use_arrow=False,
-        )
-        df = df.loc[fids].reset_index(drop=True)
-        return self._finish(name, df, None), matched
+            got: dict[int, tuple] = {}
+            if fids:
+                geom = f', "{GEOM}"' if spec.geometry else ""
+                marks = ", ".join("?" * len(fids))
+                for r in con.execute(
+                    f'SELECT fid, {cols}{geom} FROM "{name}" WHERE fid IN ({marks})', fids
+                ):
+                    got[r[0]] = r[1:]
+        bools = [i for i, f in enumerate(spec.fields) if f.kind == "bool"]
+        rows_out, geometry = [], []
+        for fid in fids:
+            r = list(got[fid])
+            for i in bools:
+                r[i] = None if r[i] is None else bool(r[i])
+            rows_out.append(dict(zip(spec.columns, r[: len(spec.columns)], strict=True)))
+            if spec.geometry:
+                blob = r[len(spec.columns)]
+                geometry.append(
+                    None if blob is None else shapely.to_geojson(shapely.from_wkb(_gpkg_wkb(blob)))
+                )
+        return Page(name, rows_out, geometry if spec.geometry else [None] * len(fids), matched)
 
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -469,6 +522,17 @@ _SA_TYPES: dict[str, Any] = {
 }
 
 
+# one row counting the writes, so readers (the HTTP service's caches) can tell cheaply
+# whether anything changed; created with the store, bumped inside every write transaction
+_VERSION_TABLE = (
+    sa.text("CREATE TABLE IF NOT EXISTS gridgis_version (v bigint NOT NULL)"),
+    sa.text(
+        "INSERT INTO gridgis_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM gridgis_version)"
+    ),
+)
+_BUMP = sa.text("UPDATE gridgis_version SET v = v + 1")
+
+
 def _table(spec: schema.Layer, metadata: sa.MetaData) -> sa.Table:
     cols: list[Any] = [
         sa.Column(f.name, _SA_TYPES[f.kind], nullable=f.nullable) for f in spec.fields
@@ -485,12 +549,17 @@ class PostGISStore(Store):
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = sa.make_url(url).render_as_string(hide_password=True)
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        # a pool as large as the HTTP service's worker threads: an overflow connection is
+        # opened and closed per request otherwise (a new PostgreSQL backend each time)
+        # no pre-ping: it is a round trip per request; connections are recycled instead
+        self.engine = sa.create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
         self.metadata = sa.MetaData()
         self.tables = {n: _table(s, self.metadata) for n, s in schema.LAYERS.items()}
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+                for stmt in _VERSION_TABLE:
+                    conn.execute(stmt)
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot connect to {self.url}: {exc.orig}") from None
         except sa.exc.SQLAlchemyError as exc:
@@ -499,9 +568,26 @@ class PostGISStore(Store):
     def __repr__(self) -> str:
         return f"PostGISStore({self.url!r})"
 
+    def names(self) -> set[str]:
+        """The gridgis tables in the database's search path."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+                    "AND pg_table_is_visible(c.oid) AND c.relname = ANY(:names)"
+                ),
+                {"names": list(schema.LAYERS)},
+            )
+            return {r[0] for r in found}
+
+    def version(self) -> Any:
+        """A counter every write bumps in its own transaction."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text("SELECT v FROM gridgis_version")).scalar_one()
+
     def layers(self) -> dict[str, int]:
         """Layer name → row count."""
-        names = set(sa.inspect(self.engine).get_table_names())
+        names = self.names()
         with self.engine.connect() as conn:
             return {
                 n: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
@@ -549,11 +635,11 @@ class PostGISStore(Store):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
-    ) -> tuple[pd.DataFrame, int]:
-        """Filter, count and page in PostgreSQL (bbox through the GiST index)."""
+    ) -> Page:
+        """Filter, count and page in PostgreSQL (bbox through the GiST index); the GeoJSON
+        is written by PostGIS and the count comes with the page (a window over the filter).
+        """
         spec = self._spec(name)
-        if not self.has(name):
-            raise self._missing(name)
         t = self.tables[name]
         conds: list[Any] = []
         if bbox is not None and spec.geometry:
@@ -563,23 +649,33 @@ class PostGISStore(Store):
             conds.append(t.c[col].in_(values))
         sel: list[Any] = [t.c[c] for c in spec.columns]
         if spec.geometry:
-            sel.append(sa.func.ST_AsBinary(t.c[GEOM]).label(GEOM))
+            sel.append(sa.func.ST_AsGeoJSON(t.c[GEOM], 9).label("_g"))
+        sel.append(sa.func.count().over().label("_n"))
         q = sa.select(*sel).where(*conds).order_by(*[t.c[k] for k in spec.key])
         q = q.limit(int(limit)).offset(int(offset))
-        n = sa.select(sa.func.count()).select_from(t).where(*conds)
         with self.engine.connect() as conn:
-            matched = int(conn.execute(n).scalar_one())
-            rows = conn.execute(q).fetchall()
-        df = pd.DataFrame(rows, columns=[*spec.columns, *([GEOM] if spec.geometry else [])])
-        if spec.geometry:
-            geoms = shapely.from_wkb(
-                np.array([bytes(b) if b is not None else None for b in df[GEOM]], dtype=object)
-            )
-            df = gpd.GeoDataFrame(df.drop(columns=GEOM), geometry=geoms, crs=schema.STORAGE_CRS)
-        return self._finish(name, df, None), matched
+            try:
+                rows = conn.execute(q).fetchall()
+            except sa.exc.ProgrammingError as exc:  # no such table (asked only on failure)
+                if name not in self.names():
+                    raise self._missing(name) from None
+                raise StoreError(f"reading {name} failed: {exc.orig}") from None
+            if rows:
+                matched = int(rows[0][-1])
+            else:
+                n = sa.select(sa.func.count()).select_from(t).where(*conds)
+                matched = int(conn.execute(n).scalar_one())
+        k = len(spec.columns)
+        return Page(
+            name,
+            [dict(zip(spec.columns, r[:k], strict=True)) for r in rows],
+            [r[k] for r in rows] if spec.geometry else [None] * len(rows),
+            matched,
+        )
 
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
         with self.engine.begin() as conn:
+            conn.execute(_BUMP)
             for name, df in frames.items():
                 t = self.tables[name]
                 t.drop(conn, checkfirst=True)
@@ -606,6 +702,7 @@ class PostGISStore(Store):
             raise self._missing(name)
         try:
             with self.engine.begin() as conn:
+                conn.execute(_BUMP)
                 self._copy(conn, spec, rows)
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
             orig = getattr(exc, "orig", exc)
@@ -628,6 +725,7 @@ class PostGISStore(Store):
         if not self.has(name):
             raise self._missing(name)
         with self.engine.begin() as conn:
+            conn.execute(_BUMP)
             n = conn.execute(sa.update(t).where(t.c[spec.key[0]] == key).values(**params)).rowcount
         if n == 0:
             raise LayerNotFoundError(f"{name} has no row with {spec.key[0]} = {key!r}")
@@ -639,4 +737,5 @@ class PostGISStore(Store):
         if not self.has(name):
             raise self._missing(name)
         with self.engine.begin() as conn:
+            conn.execute(_BUMP)
             return conn.execute(sa.delete(t).where(t.c[spec.key[0]].in_(list(keys)))).rowcount

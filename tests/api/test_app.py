@@ -39,7 +39,7 @@ def test_maps_are_served(client, url, text):
     "url, status, detail",
     [
         ("/maps/coverage?street=370405999", 400, "no street '370405999'"),
-        ("/maps/coverage?tiles=google", 400, "base map 'google'"),
+        ("/maps/coverage?tiles=google", 400, "tiles: Input should be"),
         ("/maps/scenario/none", 404, "no scenario named 'none'"),
     ],
 )

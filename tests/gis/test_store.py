@@ -177,15 +177,18 @@ def test_paging_matches_a_full_read(store, town):
     want = sorted(full["id"])
     got, seen = [], 0
     for offset in range(0, len(want) + 7, 7):
-        page, matched = store.page(
+        p = store.page(
             "buildings", bbox=box, where={"community_code": code}, limit=7, offset=offset
         )
-        assert matched == len(want) and len(page) <= 7
-        got += page["id"].tolist()
+        assert p.matched == len(want) and len(p.rows) <= 7
+        got += [r["id"] for r in p.rows]
         seen += 1
     assert got == want and seen >= 2  # key order, no row twice, none lost
-    page, matched = store.page("communities", limit=2, offset=1)
-    assert page["code"].tolist() == sorted(town["communities"]["code"])[1:3]
-    assert matched == len(town["communities"]) and page.crs == "EPSG:4326"
-    page, matched = store.page("buildings", bbox=(0, 0, 1, 1))
-    assert matched == 0 and len(page) == 0
+    p = store.page("communities", limit=2, offset=1)
+    frame = p.frame()
+    assert frame["code"].tolist() == sorted(town["communities"]["code"])[1:3]
+    assert p.matched == len(town["communities"]) and frame.crs == "EPSG:4326"
+    want = town["communities"].set_index("code").loc[frame["code"]]
+    assert shapely.equals_exact(frame.geometry.values, want.geometry.values, 1e-9).all()
+    p = store.page("buildings", bbox=(0, 0, 1, 1))
+    assert p.matched == 0 and p.rows == [] and len(p.frame()) == 0
