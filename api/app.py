@@ -29,6 +29,7 @@ from api import features as ogc
 from api.locate import Locator, system_of
 from gis import access
 from gis.access import ANONYMOUS, Principal
+from gis.crs import metric_crs
 from gis.errors import GridError, LayerNotFoundError
 from gis.store import Store, open_store
 from maps import views
@@ -283,6 +284,15 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
 
         return layers.memo(("extent", c.id), make)  # type: ignore[no-any-return]
 
+    def metric_epsg() -> int:
+        """The city's Gauss–Krüger zone (by the centre of the districts)."""
+
+        def make() -> int:
+            b = extent(ogc.COLLECTIONS["districts"])
+            return int(metric_crs((b[0] + b[2]) / 2).to_epsg() or 4548) if b else 4548
+
+        return layers.memo(("metric",), make)  # type: ignore[no-any-return]
+
     def collection(cid: str, caller: Principal) -> ogc.Collection:
         c = ogc.COLLECTIONS.get(cid)
         if c is None or not layers.has(c.layer):
@@ -296,7 +306,9 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         """The collections the caller may read."""
         b = base(request)
         docs = [
-            ogc.collection_doc(c, b, extent(c)) for c in ogc.visible(caller) if layers.has(c.layer)
+            ogc.collection_doc(c, b, extent(c), ogc.crs_list(metric_epsg()))
+            for c in ogc.visible(caller)
+            if layers.has(c.layer)
         ]
         doc = {
             "links": [
@@ -311,7 +323,8 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
     def one_collection(request: Request, cid: str, caller: Who, f: Fmt = None) -> Response:
         """One collection's metadata."""
         c = collection(cid, caller)
-        return reply(request, f, c.title, ogc.collection_doc(c, base(request), extent(c)))
+        doc = ogc.collection_doc(c, base(request), extent(c), ogc.crs_list(metric_epsg()))
+        return reply(request, f, c.title, doc)
 
     def scope_where(c: ogc.Collection, caller: Principal) -> dict[str, list[str]]:
         if c.jurisdiction is None or caller.scope is None:
@@ -360,15 +373,23 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         request: Request,
         cid: str,
         caller: Who,
-        bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (CRS84)")] = None,
+        bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (see bbox-crs)")] = None,
         limit: Annotated[int, Query(ge=1, le=ogc.MAX_LIMIT)] = 10,
         offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+        crs: Annotated[str | None, Query(description="Output CRS (URI); default CRS84.")] = None,
+        bbox_crs: Annotated[
+            str | None, Query(alias="bbox-crs", description="CRS of bbox (URI); default CRS84.")
+        ] = None,
         f: Fmt = None,
     ) -> Response:
-        """Features of a collection: bbox, attribute filters (queryables), paging."""
+        """Features of a collection: bbox, attribute filters (queryables), paging, CRS."""
         c = collection(cid, caller)
         try:
-            box = ogc.parse_bbox(bbox)
+            out_crs = ogc.pick_crs(crs, metric_epsg())
+            in_crs = ogc.pick_crs(bbox_crs, metric_epsg())
+            box = ogc.parse_bbox(bbox, geographic=in_crs in (ogc.CRS84, ogc.GCJ02))
+            if box is not None and in_crs != ogc.CRS84:
+                box = ogc.bbox_to_crs84(box, in_crs)  # type: ignore[assignment]
         except ValueError as exc:
             raise Problem(400, str(exc)) from None
         where: dict[str, Any] = {}
@@ -385,6 +406,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             else:
                 where[k] = codes
         page = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset)
+        page.geometry = ogc.reproject_geojson(page.geometry, out_crs)
         key = s._spec(c.layer).key[0]
         params = {
             k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "f")
@@ -395,7 +417,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             import json
 
             return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
-        return Response(text, media_type=GEOJSON)
+        return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
 
     @app.get(
         "/collections/{cid}/items/{fid}",
@@ -403,11 +425,23 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         response_class=GeoJSONResponse,
         responses=HTML_TOO,
     )
-    def item(request: Request, cid: str, fid: str, caller: Who, f: Fmt = None) -> Response:
+    def item(
+        request: Request,
+        cid: str,
+        fid: str,
+        caller: Who,
+        crs: Annotated[str | None, Query(description="Output CRS (URI); default CRS84.")] = None,
+        f: Fmt = None,
+    ) -> Response:
         """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
         c = collection(cid, caller)
+        try:
+            out_crs = ogc.pick_crs(crs, metric_epsg())
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
         key = s._spec(c.layer).key[0]
         page = s.page(c.layer, where={key: fid}, limit=1)
+        page.geometry = ogc.reproject_geojson(page.geometry, out_crs)
         if not page.rows or (
             c.jurisdiction is not None and not caller.covers(page.rows[0][c.jurisdiction])
         ):
@@ -425,7 +459,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         text = feat[:-1] + ',"links":' + json.dumps(links) + "}"
         if wants_html(request, f):
             return HTMLResponse(ogc.as_html(fid, json.loads(text)))
-        return Response(text, media_type=GEOJSON)
+        return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
 
     # -- dispatch look-up ----------------------------------------------------------------
     def locator() -> Locator:

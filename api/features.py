@@ -20,18 +20,21 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
+import shapely
+
 from gis import schema
 from gis.access import Principal
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 ]
 MAX_LIMIT = 10_000
-RESERVED = {"bbox", "limit", "offset", "f", "datetime", "crs", "bbox-crs"}
+RESERVED = {"bbox", "limit", "offset", "f", "datetime", "crs", "bbox-crs", "filter", "filter-lang"}
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ def landing(base: str) -> dict[str, Any]:
     }
 
 
-def collection_doc(c: Collection, base: str, extent: tuple[float, ...] | None) -> dict[str, Any]:
+def collection_doc(
+    c: Collection, base: str, extent: tuple[float, ...] | None, crs: list[str] | None = None
+) -> dict[str, Any]:
     """A collection's metadata document."""
     spec = schema.layer(c.layer)
     doc: dict[str, Any] = {
@@ -158,7 +163,8 @@ def collection_doc(c: Collection, base: str, extent: tuple[float, ...] | None) -
         "title": c.title,
         "description": c.description,
         "itemType": "feature",
-        "crs": [CRS84],
+        "crs": crs or [CRS84],
+        "storageCrs": CRS84,
         "links": [
             link(f"{base}/collections/{c.id}", "self", "application/json"),
             link(f"{base}/collections/{c.id}?f=html", "alternate", "text/html"),
@@ -172,8 +178,12 @@ def collection_doc(c: Collection, base: str, extent: tuple[float, ...] | None) -
     return doc
 
 
-def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    """``minx,miny,maxx,maxy`` in CRS84; ``ValueError`` with a clear message otherwise."""
+def parse_bbox(
+    text: str | None, geographic: bool = True
+) -> tuple[float, float, float, float] | None:
+    """``minx,miny,maxx,maxy`` (CRS84 unless ``bbox-crs`` says otherwise); ``ValueError``
+    with a clear message otherwise.
+    """
     if text is None:
         return None
     parts = text.split(",")
@@ -185,7 +195,9 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         raise ValueError(f"bbox {text!r}: not numbers") from None
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         raise ValueError(f"bbox {text!r}: not finite numbers")
-    if not (-180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90):
+    if geographic and not (
+        -180 <= x0 <= 180 and -180 <= x1 <= 180 and -90 <= y0 <= 90 and -90 <= y1 <= 90
+    ):
         raise ValueError(f"bbox {text!r}: outside longitude -180..180, latitude -90..90")
     if x0 > x1 or y0 > y1:
         raise ValueError(f"bbox {text!r}: minx must not exceed maxx, nor miny maxy")
@@ -271,3 +283,79 @@ def as_html(title: str, doc: Any) -> str:
 
 
 _LINK = re.compile(r"&quot;(https?://[^&\s]+?)&quot;")
+
+
+# -- Part 2: coordinate reference systems ------------------------------------------------
+
+GCJ02 = "http://www.opengis.net/def/crs/gridgis/0/GCJ02"  # no authority code exists for it
+
+
+def crs_uri(epsg: int) -> str:
+    """The OGC URI of an EPSG code."""
+    return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+
+
+def crs_list(metric_epsg: int) -> list[str]:
+    """The output CRSs: CRS84 (stored), CGCS2000 and WGS84 geographic, the city's metric
+    zone, and GCJ-02 for clients drawing on Amap tiles.
+    """
+    return [CRS84, crs_uri(4490), crs_uri(4326), crs_uri(metric_epsg), GCJ02]
+
+
+def pick_crs(text: str | None, metric_epsg: int) -> str:
+    """The URI a ``crs``/``bbox-crs`` parameter names; ``ValueError`` if not offered."""
+    if text is None:
+        return CRS84
+    t = text.strip()
+    aliases = {"crs84": CRS84, "gcj02": GCJ02, "epsg:4490": crs_uri(4490),
+               "epsg:4326": crs_uri(4326), f"epsg:{metric_epsg}": crs_uri(metric_epsg)}  # fmt: skip
+    t = aliases.get(t.lower(), t)
+    offered = crs_list(metric_epsg)
+    if t not in offered:
+        raise ValueError(f"crs {text!r} is not offered; use one of {', '.join(offered)}")
+    return t
+
+
+def _transformer(uri: str, inverse: bool = False) -> Any:
+    """A function (x, y) arrays -> (x, y) arrays from CRS84 to ``uri`` (or back), in the
+    target's own axis order (latitude first for EPSG:4326/4490, northing first for the
+    Gauss–Krüger zone), as OGC API – Features Part 2 asks.
+    """
+    import pyproj
+
+    from gis import crs as gcrs
+
+    if uri == GCJ02:
+        return gcrs.gcj02_to_wgs84 if inverse else gcrs.wgs84_to_gcj02
+    target = pyproj.CRS.from_epsg(int(uri.rsplit("/", 1)[1]))
+    src, dst = ("OGC:CRS84", target) if not inverse else (target, "OGC:CRS84")
+    return pyproj.Transformer.from_crs(src, dst, always_xy=False).transform
+
+
+def reproject_geojson(geometry: list[str | None], uri: str) -> list[str | None]:
+    """GeoJSON geometry texts from CRS84 into ``uri``."""
+    if uri == CRS84 or not geometry:
+        return geometry
+    fn = _transformer(uri)
+    geoms = shapely.from_geojson(np.asarray(geometry, dtype=object))
+
+    digits = 7 if uri in (GCJ02, crs_uri(4490), crs_uri(4326)) else 3
+
+    def move(xy: np.ndarray) -> np.ndarray:
+        a, b = fn(xy[:, 0], xy[:, 1])
+        return np.round(np.column_stack([a, b]), digits)
+
+    moved = shapely.transform(geoms, move)
+    return [None if g is None else shapely.to_geojson(g) for g in moved]
+
+
+def bbox_to_crs84(bbox: tuple[float, float, float, float], uri: str) -> tuple[float, ...]:
+    """A bbox given in ``uri`` (its axis order) as a CRS84 envelope."""
+    if uri == CRS84:
+        return bbox
+    x0, y0, x1, y1 = bbox
+    xs = np.array([x0, x1, x0, x1, (x0 + x1) / 2, (x0 + x1) / 2, x0, x1])
+    ys = np.array([y0, y0, y1, y1, y0, y1, (y0 + y1) / 2, (y0 + y1) / 2])
+    lon, lat = _transformer(uri, inverse=True)(xs, ys)
+    lon, lat = np.asarray(lon), np.asarray(lat)
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())

@@ -152,3 +152,57 @@ def test_feature_by_id_and_formats(api):
         assert h.status_code == 200 and h.headers["content-type"].startswith("text/html")
         h = client.get(url, headers={"Accept": "text/html"})
         assert h.headers["content-type"].startswith("text/html")
+
+
+def _first(coords):
+    while isinstance(coords[0], list):
+        coords = coords[0]
+    return coords
+
+
+def test_part2_crs(api):
+    """Output in CGCS2000 (lat, lon), the metric zone (northing, easting) and GCJ-02;
+    bbox given in another CRS; a CRS not offered is a 400."""
+    from gis.crs import wgs84_to_gcj02
+
+    client, store = api
+    meta = client.get("/collections/grids").json()
+    assert meta["storageCrs"].endswith("CRS84") and len(meta["crs"]) == 5
+    metric = next(c for c in meta["crs"] if c.rsplit("/", 1)[1].startswith("45"))
+    code = store.read("grids")["code"].iloc[0]
+    base = client.get(f"/collections/grids/items/{code}").json()
+    lon, lat = _first(base["geometry"]["coordinates"])
+    r = client.get(
+        f"/collections/grids/items/{code}?crs=http://www.opengis.net/def/crs/EPSG/0/4490"
+    )
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/EPSG/0/4490>"
+    assert _first(r.json()["geometry"]["coordinates"]) == pytest.approx([lat, lon], abs=1e-6)
+    n, e = _first(
+        client.get(f"/collections/grids/items/{code}?crs={metric}").json()["geometry"][
+            "coordinates"
+        ]
+    )
+    assert 3.7e6 < n < 4.0e6 and 3.0e5 < e < 7.0e5  # Shandong, a 3-degree zone
+    g = client.get(f"/collections/grids/items/{code}?crs=gcj02").json()
+    gx, gy = (float(v) for v in wgs84_to_gcj02(lon, lat))
+    assert _first(g["geometry"]["coordinates"]) == pytest.approx([gx, gy], abs=1e-6)
+    # the same bbox in CRS84 and in the metric zone finds the same grids
+    box = (117.62, 34.55, 117.68, 34.60)
+    plain = client.get(
+        "/collections/grids/items", params={"bbox": ",".join(map(str, box)), "limit": 1000}
+    )
+    import pyproj
+
+    t = pyproj.Transformer.from_crs(
+        "OGC:CRS84", f"EPSG:{metric.rsplit('/', 1)[1]}", always_xy=False
+    )
+    (n0, n1), (e0, e1) = t.transform([box[0], box[2]], [box[1], box[3]])
+    r = client.get(
+        "/collections/grids/items",
+        params={"bbox": f"{min(n0, n1)},{min(e0, e1)},{max(n0, n1)},{max(e0, e1)}",
+                "bbox-crs": metric, "limit": 1000},
+    )  # fmt: skip
+    assert r.status_code == 200
+    assert {f["id"] for f in plain.json()["features"]} <= {f["id"] for f in r.json()["features"]}
+    r = client.get("/collections/grids/items?crs=EPSG:3857")
+    assert r.status_code == 400 and "not offered" in r.json()["detail"]
