@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from api import analysis
 from api import features as ogc
 from api.locate import Locator, system_of
 from gis import access
@@ -68,6 +69,7 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
         (401, "No API key, or an unknown or revoked one"),
         (403, "The key's role or jurisdiction does not allow it"),
         (404, "No such resource (or outside the jurisdiction, where existence must not leak)"),
+        (409, "A resource of that name exists"),
         (413, "Request body too large"),
     )
 }
@@ -143,6 +145,7 @@ class _Layers:
 
 def _problem(status: int, detail: str) -> JSONResponse:
     titles = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
+              409: "Conflict",
               405: "Method not allowed", 406: "Not acceptable", 413: "Too large"}  # fmt: skip
     return JSONResponse(
         {"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
@@ -539,6 +542,8 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
                      f"{before} -> {body.worker_id}")  # fmt: skip
         layers.refresh(force=True)  # what this process cached is stale now
         return JSONResponse({"grid_code": grid_code, "worker_id": body.worker_id})
+
+    analysis.add_routes(app, s, layers, Depends(who), Problem)
 
     # -- maps --------------------------------------------------------------------------------
     def key() -> str | None:

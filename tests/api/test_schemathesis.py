@@ -23,6 +23,8 @@ def test_api_conforms_to_its_openapi(map_frames, tmp_path):
     failures, operations, calls = [], 0, []
     for result in schema.get_all_operations():
         op = result.ok()
+        if op.method.upper() == "POST" and op.path.startswith("/jobs/"):
+            continue  # each starts real work for minutes; tests/api/test_analysis.py covers them
         operations += 1
 
         @given(case=op.as_strategy())
