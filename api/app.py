@@ -9,6 +9,7 @@ no stack trace, no SQL.
 """
 
 import gc
+import logging
 import os
 import threading
 import time
@@ -35,6 +36,7 @@ from gis.errors import GridError, LayerNotFoundError
 from gis.store import Store, open_store
 from maps import views
 
+log = logging.getLogger("gridgis.api")
 PROBLEM = "application/problem+json"
 GEOJSON = "application/geo+json"
 MAX_BODY = 2_000_000  # bytes
@@ -232,6 +234,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         try:
             return await call_next(request)
         except Exception:  # a bug must not show its trace or SQL to the client
+            log.exception("%s %s failed", request.method, request.url.path)
             return _problem(500, "internal error; it has been logged")
 
     # -- who is calling --------------------------------------------------------------------
@@ -366,6 +369,26 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             out |= set(c.viewer_hidden)
         return out
 
+    @app.get("/collections/{cid}/queryables", tags=["OGC API – Features"], responses=HTML_TOO)
+    def queryables(request: Request, cid: str, caller: Who, f: Fmt = None) -> Response:
+        """The properties a filter may use (JSON Schema)."""
+        c = collection(cid, caller)
+        props: dict[str, Any] = {}
+        for name, kind in ogc.filterable(c, caller).items():
+            props[name] = (
+                {"format": "geometry-any", "x-ogc-role": "primary-geometry"}
+                if kind == "geometry"
+                else {"type": kind}
+            )
+        doc = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"{base(request)}/collections/{cid}/queryables",
+            "type": "object",
+            "title": c.title,
+            "properties": props,
+        }
+        return reply(request, f, f"{c.title} — queryables", doc)
+
     @app.get(
         "/collections/{cid}/items",
         tags=["OGC API – Features"],
@@ -383,6 +406,14 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         bbox_crs: Annotated[
             str | None, Query(alias="bbox-crs", description="CRS of bbox (URI); default CRS84.")
         ] = None,
+        filter: Annotated[
+            str | None,
+            Query(description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)"),
+        ] = None,
+        filter_lang: Annotated[Literal["cql2-text"] | None, Query(alias="filter-lang")] = None,
+        filter_crs: Annotated[
+            str | None, Query(alias="filter-crs", description="Only CRS84.")
+        ] = None,
         f: Fmt = None,
     ) -> Response:
         """Features of a collection: bbox, attribute filters (queryables), paging, CRS."""
@@ -393,6 +424,13 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             box = ogc.parse_bbox(bbox, geographic=in_crs in (ogc.CRS84, ogc.GCJ02))
             if box is not None and in_crs != ogc.CRS84:
                 box = ogc.bbox_to_crs84(box, in_crs)  # type: ignore[assignment]
+            if filter_crs is not None and ogc.pick_crs(filter_crs, metric_epsg()) != ogc.CRS84:
+                raise ValueError("filter-crs: only CRS84 is supported")
+            cql = (
+                ogc.parse_filter(filter, filter_lang, ogc.filterable(c, caller))
+                if filter is not None
+                else None
+            )
         except ValueError as exc:
             raise Problem(400, str(exc)) from None
         where: dict[str, Any] = {}
@@ -408,7 +446,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
                 where[k] = [where[k]] if where[k] in codes else ["-"]
             else:
                 where[k] = codes
-        page = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset)
+        page = s.page(c.layer, bbox=box, where=where, limit=limit, offset=offset, cql=cql)
         page.geometry = ogc.reproject_geojson(page.geometry, out_crs)
         key = s._spec(c.layer).key[0]
         params = {

@@ -34,7 +34,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 ]
 MAX_LIMIT = 10_000
-RESERVED = {"bbox", "limit", "offset", "f", "datetime", "crs", "bbox-crs", "filter", "filter-lang"}
+RESERVED = {
+    "bbox",
+    "limit",
+    "offset",
+    "f",
+    "datetime",
+    "crs",
+    "bbox-crs",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+}
 
 
 @dataclass(frozen=True)
@@ -359,3 +370,70 @@ def bbox_to_crs84(bbox: tuple[float, float, float, float], uri: str) -> tuple[fl
     lon, lat = _transformer(uri, inverse=True)(xs, ys)
     lon, lat = np.asarray(lon), np.asarray(lat)
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
+# -- Part 3: filtering with CQL2 text ------------------------------------------------------
+
+FILTER_CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+]
+CONFORMANCE += FILTER_CONFORMANCE
+
+
+def filterable(c: Collection, who: Principal) -> dict[str, str]:
+    """Property → JSON type a caller may filter on (never a hidden one)."""
+    spec = schema.layer(c.layer)
+    hidden = set(c.hidden) | (set() if who.at_least("supervisor") else set(c.viewer_hidden))
+    kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+    out = {f.name: kinds[f.kind] for f in spec.fields if f.name not in hidden}
+    if spec.geometry:
+        out["geometry"] = "geometry"
+    return out
+
+
+def parse_filter(text: str, lang: str | None, allowed: dict[str, str]) -> Any:
+    """A CQL2 text filter as a pygeofilter AST; ``ValueError`` with the reason otherwise."""
+    from pygeofilter import ast as A
+    from pygeofilter.parsers.cql2_text import parse
+
+    if lang not in (None, "cql2-text"):
+        raise ValueError(f"filter-lang {lang!r}: only cql2-text is supported")
+    if len(text) > 20_000:
+        raise ValueError("filter longer than 20,000 characters")
+    try:
+        tree = parse(text)
+    except Exception as exc:  # the parser's own errors are many kinds; one message
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"filter {text!r} is not CQL2 text: {first}") from None
+    if not isinstance(tree, A.Node):
+        raise ValueError(f"filter {text!r} is not a condition")
+    names: set[str] = set()
+    vertices = 0
+
+    def walk(node: Any) -> None:
+        nonlocal vertices
+        if isinstance(node, A.Attribute):
+            names.add(node.name)
+        if hasattr(node, "geometry") and isinstance(node.geometry, dict):
+            vertices += len(shapely.get_coordinates(shapely.geometry.shape(node.geometry)))
+        for v in vars(node).values() if hasattr(node, "__dict__") else ():
+            if isinstance(v, A.Node) or hasattr(v, "geometry"):
+                walk(v)
+            elif isinstance(v, list | tuple):
+                for x in v:
+                    if isinstance(x, A.Node) or hasattr(x, "geometry"):
+                        walk(x)
+
+    walk(tree)
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise ValueError(
+            f"filter uses {', '.join(map(repr, unknown))}; filterable: {', '.join(allowed)}"
+        )
+    if vertices > 10_000:
+        raise ValueError(f"filter geometry has {vertices:,} vertices (at most 10,000)")
+    return tree

@@ -90,10 +90,17 @@ class Locator:
         pts = shapely.points(lon, lat)
         comm = _first_hit(self.ctree, pts)
         grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)
+        # distances only for points in the city: far away the metric zone is meaningless
+        inside = np.flatnonzero(comm >= 0)
         mxy = shapely.get_coordinates(
-            gpd.GeoSeries(pts, crs=4326).to_crs(self.metric).geometry.values
+            gpd.GeoSeries(pts[inside], crs=4326).to_crs(self.metric).geometry.values
         )
-        nearest = {t: tree.query(mxy) for t, (tree, _) in self.types.items()}
+        nearest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for t, (tree, _) in self.types.items():
+            d, j = tree.query(mxy) if len(mxy) else (np.empty(0), np.empty(0, dtype=int))
+            full_d, full_j = np.full(len(pts), np.inf), np.zeros(len(pts), dtype=int)
+            full_d[inside], full_j[inside] = d, j
+            nearest[t] = (full_d, full_j)
         out: list[dict[str, Any] | None] = []
         for i in range(len(pts)):
             if comm[i] < 0:

@@ -121,12 +121,15 @@ class Store(ABC):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
+        cql: Any = None,
     ) -> Page:
         """One page of a layer in key order, and how many rows match in all.
 
-        ``bbox`` and ``where`` as in :meth:`read`; the filter, count and paging run in the
-        database (SQL with the spatial index), never over the whole layer in Python. The
-        rows come as plain values and GeoJSON text, ready to serve.
+        ``bbox`` and ``where`` as in :meth:`read`; ``cql`` a parsed CQL2 filter (a
+        pygeofilter AST over the layer's columns and ``geometry``). In PostGIS the filter,
+        count and paging run in SQL with the spatial index; the GeoPackage store pages in
+        SQL too, except under a CQL2 filter, which it evaluates on the bbox/attribute
+        candidates. The rows come as plain values and GeoJSON text, ready to serve.
         """
 
     @abstractmethod
@@ -356,6 +359,7 @@ class GeoPackageStore(Store):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
+        cql: Any = None,
     ) -> Page:
         """Filter and page in SQLite (bbox: the R-tree, then the exact test on the
         candidates only); then read the page's rows by fid.
@@ -363,6 +367,8 @@ class GeoPackageStore(Store):
         spec = self._spec(name)
         if not self.has(name):
             raise self._missing(name)
+        if cql is not None:
+            return self._page_cql(name, bbox, where, limit, offset, cql)
         conds = self._check_where(spec, where)
         sql = [f'"{c}" IN ({", ".join("?" * len(vs))})' for c, vs in conds.items()]
         params: list[Any] = [v for vs in conds.values() for v in vs]
@@ -417,6 +423,26 @@ class GeoPackageStore(Store):
                     None if blob is None else shapely.to_geojson(shapely.from_wkb(_gpkg_wkb(blob)))
                 )
         return Page(name, rows_out, geometry if spec.geometry else [None] * len(fids), matched)
+
+    def _page_cql(
+        self, name: str, bbox: BBox | None, where: Where | None, limit: int, offset: int, cql: Any
+    ) -> Page:
+        from pygeofilter.backends.geopandas.evaluate import to_filter
+
+        spec = self._spec(name)
+        df = self.read(name, bbox=bbox, where=where)
+        if len(df):
+            fields = {c: c for c in spec.columns} | {"geometry": "geometry"}
+            df = df[np.asarray(to_filter(df, cql, fields), dtype=bool)]
+        df = df.sort_values(list(spec.key))
+        matched, df = len(df), df.iloc[offset : offset + limit]
+        rows = df[spec.columns].astype(object).where(df[spec.columns].notna(), None)
+        geometry: list[str | None] = (
+            [None if g is None else str(shapely.to_geojson(g)) for g in df.geometry.values]
+            if spec.geometry
+            else [None] * len(df)
+        )
+        return Page(name, rows.to_dict("records"), geometry, matched)
 
     def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -635,6 +661,7 @@ class PostGISStore(Store):
         where: Where | None = None,
         limit: int = 10,
         offset: int = 0,
+        cql: Any = None,
     ) -> Page:
         """Filter, count and page in PostgreSQL (bbox through the GiST index); the GeoJSON
         is written by PostGIS and the count comes with the page (a window over the filter).
@@ -647,6 +674,13 @@ class PostGISStore(Store):
             conds += [t.c[GEOM].op("&&")(env), sa.func.ST_Intersects(t.c[GEOM], env)]
         for col, values in self._check_where(spec, where).items():
             conds.append(t.c[col].in_(values))
+        if cql is not None:
+            from pygeofilter.backends.sqlalchemy import to_filter
+
+            fields = {c: t.c[c] for c in spec.columns}
+            if spec.geometry:
+                fields["geometry"] = t.c[GEOM]
+            conds.append(to_filter(cql, fields))
         sel: list[Any] = [t.c[c] for c in spec.columns]
         if spec.geometry:
             sel.append(sa.func.ST_AsGeoJSON(t.c[GEOM], 9).label("_g"))

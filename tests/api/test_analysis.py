@@ -77,7 +77,11 @@ def test_site_test_and_scenarios(env):
         == 409
     )
     got = client.get("/scenarios/两处", headers=_h(keys, "planner")).json()
-    assert got["author"] == "planner@370405001" and len(got["sites"]) == 2 and got["results"]["ranking"]
+    assert (
+        got["author"] == "planner@370405001"
+        and len(got["sites"]) == 2
+        and got["results"]["ranking"]
+    )
     assert "两处" in [
         x["id"] for x in client.get("/scenarios", headers=_h(keys, "planner")).json()["scenarios"]
     ]

@@ -206,3 +206,64 @@ def test_part2_crs(api):
     assert {f["id"] for f in plain.json()["features"]} <= {f["id"] for f in r.json()["features"]}
     r = client.get("/collections/grids/items?crs=EPSG:3857")
     assert r.status_code == 400 and "not offered" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "cql, check",
+    [
+        ("households > 350", lambda df: df["households"] > 350),
+        ("households BETWEEN 300 AND 400 AND community_code LIKE '370405001%'",
+         lambda df: df["households"].between(300, 400) & df["community_code"].str.startswith("370405001")),
+        ("S_INTERSECTS(geometry, POLYGON((117.62 34.55, 117.68 34.55, 117.68 34.60, 117.62 34.60, 117.62 34.55)))",
+         lambda df: df.intersects(shapely.box(117.62, 34.55, 117.68, 34.60))),
+        ("NOT (households < 320) OR code IN ('370405001001001')",
+         lambda df: (df["households"] >= 320) | df["code"].eq("370405001001001")),
+    ],
+)  # fmt: skip
+def test_part3_cql2_filters_equal_a_full_evaluation(api, cql, check):
+    client, store = api
+    grids = store.read("grids")
+    want = set(grids[check(grids).to_numpy()]["code"])
+    r = client.get("/collections/grids/items", params={"filter": cql, "limit": 10000})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["numberMatched"] == len(want) > 0
+    assert {f["id"] for f in body["features"]} == want
+
+
+@pytest.mark.parametrize(
+    "cql, message",
+    [
+        ("households >", "is not CQL2 text"),
+        ("secret = 1", "filter uses 'secret'"),
+        ("households > 1 AND ", "is not CQL2 text"),
+    ],
+)
+def test_part3_bad_filters_are_400(api, cql, message):
+    client, _ = api
+    r = client.get("/collections/grids/items", params={"filter": cql})
+    assert r.status_code == 400 and message in r.json()["detail"]
+    r = client.get(
+        "/collections/grids/items", params={"filter": "households > 1", "filter-lang": "cql2-json"}
+    )
+    assert r.status_code == 400
+    q = client.get("/collections/grids/queryables").json()
+    assert q["properties"]["households"] == {"type": "integer"} and "geometry" in q["properties"]
+
+
+def test_locate_far_away_and_batch(api, map_frames):
+    client, _ = api
+    r = client.get("/locate?lon=30&lat=0.000001")
+    assert r.status_code == 404 and "outside the city" in r.json()["detail"]
+    b = map_frames["buildings"].geometry.iloc[[0, 7]]
+    pts = [[g.x, g.y] for g in b] + [[30.0, 0.0]]
+    res = client.post("/locate", json={"points": pts}).json()["results"]
+    assert (
+        res[2] is None
+        and res[0]["community"]["code"] == map_frames["buildings"]["community_code"].iloc[0]
+    )
+    assert all(v["distance_m"] >= 0 for v in res[0]["facilities"].values())
+    r = client.post("/locate", json={"points": [[0, 0]] * 10_001})
+    assert r.status_code == 400
+    r = client.get("/locate?lon=117.5&lat=34.8&crs=EPSG:3857")
+    assert r.status_code == 400 and "crs" in r.json()["detail"]
