@@ -300,6 +300,22 @@ def add_routes(app: FastAPI, s: Any, layers: Any, who_dep: Any, problem: Any) ->
         layers.refresh(force=True)
         return JSONResponse({"id": body.name, "href": f"/scenarios/{body.name}"}, status_code=201)
 
+    @app.put("/scenarios/{sid}", tags=["scenarios"])
+    def update_scenario(caller: Who, sid: str, body: Annotated[ScenarioIn, Body()]) -> JSONResponse:
+        """Replace a scenario's sites (tested again); the name stays ``sid``."""
+        need(caller, "planner", "scenarios")
+        if sid not in set(scenarios()["id"]):
+            raise problem(404, f"no scenario {sid!r}")
+        results = {"kind": "test", **evaluate(caller, body, None)}
+        results.pop("by_unit")
+        sites = [{"id": x.id or f"S{i + 1:04d}", "type": body.type, "lon": x.lon, "lat": x.lat,
+                  "area_m2": x.area_m2} for i, x in enumerate(body.sites)]  # fmt: skip
+        s.update("scenarios", sid, {"sites": json.dumps(sites, ensure_ascii=False),
+                                    "results": json.dumps(results, ensure_ascii=False)})  # fmt: skip
+        access.audit(s, caller.name, "scenarios.update", sid, f"{len(sites)} sites")
+        layers.refresh(force=True)
+        return JSONResponse({"id": sid, "href": f"/scenarios/{sid}"})
+
     @app.delete("/scenarios/{sid}", tags=["scenarios"])
     def delete_scenario(caller: Who, sid: str) -> JSONResponse:
         """Delete a scenario."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,10 +27,17 @@ def env(served, map_frames):
     ]
     pick = lambda street: b[b["community_code"].str.startswith(street)].iloc[0]  # noqa: E731
     bi, bo = pick(IN), pick(OUT)
+    client = TestClient(create_app(store, anonymous_read=False))
+    job = client.post(
+        "/jobs/optimise",
+        json={"type": "elderly_day_care", "k": 1, "generate": 5},
+        headers={"X-API-Key": keys["admin"]},
+    ).json()["job"]
     return {
         "store": store,
         "keys": keys,
-        "client": TestClient(create_app(store, anonymous_read=False)),
+        "job": job,
+        "client": client,
         "anon": TestClient(create_app(store, anonymous_read=True)),
         "building": {"in": bi["id"], "out": bo["id"]},
         "point": {"in": (bi.geometry.x, bi.geometry.y), "out": (bo.geometry.x, bo.geometry.y)},
@@ -51,19 +60,67 @@ def _call(env, role, method, url, **kw):
 
 
 # expected status per role: anonymous, bad key, viewer, supervisor, supervisor_other,
-# planner (scope = IN), admin
+# planner (scope = IN), admin. Every route of the app is here (test_every_route_is_in_the_matrix).
+ALL = (401, 401, 200, 200, 200, 200, 200)
+SUPERVISOR = (401, 401, 403, 200, 200, 200, 200)
 MATRIX = [
-    ("GET", "/collections/grids/items", None, (401, 401, 200, 200, 200, 200, 200)),
-    ("GET", "/collections/workers/items", None, (401, 401, 403, 200, 200, 200, 200)),
+    ("GET", "/", None, ALL),
+    ("GET", "/conformance", None, ALL),
+    ("GET", "/collections", None, ALL),
+    ("GET", "/collections/grids", None, ALL),
+    ("GET", "/collections/workers", None, SUPERVISOR),
+    ("GET", "/collections/grids/queryables", None, ALL),
+    ("GET", "/collections/buildings/queryables", None, SUPERVISOR),
+    ("GET", "/collections/grids/items", None, ALL),
+    ("GET", "/collections/workers/items", None, SUPERVISOR),
+    ("GET", "/collections/grids/items/{grid}", "in", ALL),
     ("GET", "/collections/buildings/items/{building}", "in", (401, 401, 403, 200, 404, 200, 200)),
     ("GET", "/collections/buildings/items/{building}", "out", (401, 401, 403, 404, 200, 404, 200)),
     ("GET", "/locate?lon={lon}&lat={lat}", "in", (401, 401, 200, 200, 403, 200, 200)),
     ("GET", "/locate?lon={lon}&lat={lat}", "out", (401, 401, 200, 403, 200, 403, 200)),
+    ("POST", "/locate", "in", (401, 401, 200, 200, 403, 200, 200)),
+    ("POST", "/locate", "out", (401, 401, 200, 403, 200, 403, 200)),
     ("PUT", "/assignments/{grid}", "in", (401, 401, 403, 200, 404, 200, 200)),
     ("PUT", "/assignments/{grid}", "out", (401, 401, 403, 404, 200, 404, 200)),
+    ("GET", "/analysis/coverage?level=grid", None, ALL),
+    ("GET", "/analysis/staffing", None, ALL),
+    ("POST", "/sites/test", "in", (401, 401, 403, 403, 403, 200, 200)),
+    ("POST", "/sites/test", "out", (401, 401, 403, 403, 403, 403, 200)),
+    ("POST", "/jobs/optimise", "in", (401, 401, 403, 403, 403, 202, 202)),
+    ("POST", "/jobs/optimise", "out", (401, 401, 403, 403, 403, 403, 202)),
+    ("GET", "/jobs/{job}", None, (401, 401, 404, 404, 404, 404, 200)),
+    ("POST", "/jobs/regrid", None, (401, 401, 403, 403, 403, 403, 202)),
+    ("GET", "/scenarios", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("GET", "/scenarios/示例", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("POST", "/scenarios", "in", (401, 401, 403, 403, 403, 201, 201)),
+    ("POST", "/scenarios", "out", (401, 401, 403, 403, 403, 403, 201)),
+    ("PUT", "/scenarios/{scenario}", "in", (401, 401, 403, 403, 403, 200, 200)),
+    ("DELETE", "/scenarios/{scenario}", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("GET", "/maps/coverage", None, ALL),
+    ("GET", "/maps/staffing?street=" + IN, None, ALL),
     ("GET", "/maps/scenario/示例", None, (401, 401, 403, 403, 403, 200, 200)),
-    ("GET", "/maps/staffing?street=" + IN, None, (401, 401, 200, 200, 200, 200, 200)),
 ]
+
+
+def _body(env, role, method, url, side):
+    lon, lat = env["point"][side]
+    site = {"lon": lon, "lat": lat}
+    if url.startswith("/assignments"):
+        return {"worker_id": env["worker"][side]}
+    if url == "/locate":
+        return {"points": [[lon, lat]]}
+    if url == "/sites/test":
+        return {"type": "elderly_day_care", "sites": [site]}
+    if url == "/jobs/optimise":
+        return {
+            "type": "elderly_day_care",
+            "k": 1,
+            "generate": 5,
+            "within": IN if side == "in" else OUT,
+        }
+    if url.startswith("/scenarios") and method in ("POST", "PUT"):
+        return {"name": f"m-{role}-{side}", "type": "elderly_day_care", "sites": [site]}
+    return None
 
 
 @pytest.mark.parametrize("method, url, where, expected", MATRIX)
@@ -71,12 +128,34 @@ MATRIX = [
 def test_matrix(env, role, method, url, where, expected):
     side = where or "in"
     lon, lat = env["point"][side]
-    url = url.format(building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat)
-    body = {"json": {"worker_id": env["worker"][side]}} if method == "PUT" else {}
-    r = _call(env, role, method, url, **body)
-    assert r.status_code == expected[ROLES.index(role)], (role, url, r.text)
+    if "{scenario}" in url:  # a scenario of the role's own to change or delete
+        _call(env, "admin", "POST", "/scenarios", json=_body(env, role, "POST", "/scenarios", "in"))
+    url = url.format(
+        building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat,
+        job=env["job"], scenario=f"m-{role}-in",
+    )  # fmt: skip
+    body = _body(env, role, method, url, side)
+    r = _call(env, role, method, url, **({"json": body} if body is not None else {}))
+    assert r.status_code == expected[ROLES.index(role)], (role, method, url, r.text)
     if r.status_code >= 400:
         assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_every_route_is_in_the_matrix(env):
+    routes = {
+        (m, r.path)
+        for r in env["client"].app.routes
+        if hasattr(r, "methods") and not r.path.startswith(("/docs", "/redoc", "/openapi"))
+        for m in r.methods - {"HEAD"}
+    }
+    covered = set()
+    for method, url, _, _ in MATRIX:
+        path = url.split("?")[0]
+        for m, p in routes:
+            pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$"
+            if m == method and re.match(pattern, path.replace("{", "x").replace("}", "x")):
+                covered.add((m, p))
+    assert routes - covered == set()
 
 
 def test_scoped_lists_hold_only_the_jurisdiction(env):
