@@ -258,6 +258,15 @@ def add_routes(app: FastAPI, s: Any, layers: Any, who_dep: Any, problem: Any) ->
         return f.get("scenarios", pd.DataFrame(columns=["id", "name", "author", "created",
                                                         "sites", "results"]))  # fmt: skip
 
+    def tested(caller: Principal, body: ScenarioIn) -> dict[str, str]:
+        """A scenario's ``sites`` and ``results`` columns: the sites tested now."""
+        results = {"kind": "test", **evaluate(caller, body, None)}
+        results.pop("by_unit")
+        sites = [{"id": x.id or f"S{i + 1:04d}", "type": body.type, "lon": x.lon, "lat": x.lat,
+                  "area_m2": x.area_m2} for i, x in enumerate(body.sites)]  # fmt: skip
+        return {"sites": json.dumps(sites, ensure_ascii=False),
+                "results": json.dumps(results, ensure_ascii=False)}  # fmt: skip
+
     @app.get("/scenarios", tags=["scenarios"])
     def list_scenarios(caller: Who) -> JSONResponse:
         """Saved scenarios (planners)."""
@@ -284,19 +293,15 @@ def add_routes(app: FastAPI, s: Any, layers: Any, who_dep: Any, problem: Any) ->
         need(caller, "planner", "scenarios")
         if body.name in set(scenarios()["id"]):
             raise problem(409, f"a scenario named {body.name!r} exists")
-        results = {"kind": "test", **evaluate(caller, body, None)}
-        results.pop("by_unit")
-        sites = [{"id": x.id or f"S{i + 1:04d}", "type": body.type, "lon": x.lon, "lat": x.lat,
-                  "area_m2": x.area_m2} for i, x in enumerate(body.sites)]  # fmt: skip
+        saved = tested(caller, body)
         row = pd.DataFrame({"id": [body.name], "name": [body.name], "author": [caller.name],
                             "created": [pd.Timestamp.now(tz="Asia/Shanghai").isoformat(timespec="seconds")],
-                            "sites": [json.dumps(sites, ensure_ascii=False)],
-                            "results": [json.dumps(results, ensure_ascii=False)]})  # fmt: skip
+                            "sites": [saved["sites"]], "results": [saved["results"]]})  # fmt: skip
         if s.has("scenarios"):
             s.insert("scenarios", row)
         else:
             s.write({"scenarios": row})
-        access.audit(s, caller.name, "scenarios.create", body.name, f"{len(sites)} sites")
+        access.audit(s, caller.name, "scenarios.create", body.name, f"{len(body.sites)} sites")
         layers.refresh(force=True)
         return JSONResponse({"id": body.name, "href": f"/scenarios/{body.name}"}, status_code=201)
 
@@ -306,13 +311,8 @@ def add_routes(app: FastAPI, s: Any, layers: Any, who_dep: Any, problem: Any) ->
         need(caller, "planner", "scenarios")
         if sid not in set(scenarios()["id"]):
             raise problem(404, f"no scenario {sid!r}")
-        results = {"kind": "test", **evaluate(caller, body, None)}
-        results.pop("by_unit")
-        sites = [{"id": x.id or f"S{i + 1:04d}", "type": body.type, "lon": x.lon, "lat": x.lat,
-                  "area_m2": x.area_m2} for i, x in enumerate(body.sites)]  # fmt: skip
-        s.update("scenarios", sid, {"sites": json.dumps(sites, ensure_ascii=False),
-                                    "results": json.dumps(results, ensure_ascii=False)})  # fmt: skip
-        access.audit(s, caller.name, "scenarios.update", sid, f"{len(sites)} sites")
+        s.update("scenarios", sid, tested(caller, body))
+        access.audit(s, caller.name, "scenarios.update", sid, f"{len(body.sites)} sites")
         layers.refresh(force=True)
         return JSONResponse({"id": sid, "href": f"/scenarios/{sid}"})
 

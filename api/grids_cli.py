@@ -249,7 +249,7 @@ def update_cmd(
         report_communities(
             u.grids,
             comms,
-            s.read("buildings", columns=["households"]) if False else s.read("buildings"),
+            s.read("buildings"),
             rules,
         ),
         u.grids,
