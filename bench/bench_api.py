@@ -105,7 +105,14 @@ def _report(name: str, rps: float, pct: dict[str, float], errors: int) -> None:
 
 
 def main() -> None:
-    _database()
+    try:
+        _database()
+    except sa.exc.OperationalError as exc:
+        print(f"no PostgreSQL at {URL} ({exc.orig}); the API benchmark needs one: skipped")
+        return
+    if subprocess.run(["which", "wrk"], capture_output=True).returncode:
+        print("no wrk (make bench installs it): the API benchmark is skipped")
+        return
     env = {**os.environ}
     print(f"== API on loopback: {CLIENTS} concurrent clients, {SECONDS:.0f} s per run ==")
     if "--reuse" not in sys.argv:  # --reuse: the database already holds the demo city
