@@ -17,8 +17,8 @@ import typer
 import geopandas as gpd
 
 from api.options import JsonOpt, StoreOpt
+from gis import access, siting
 from gis import io as gio
-from gis import siting
 from gis.coverage import compute
 from gis.errors import InputFileError, ValidationError
 from gis.reference import facility_types
@@ -173,12 +173,14 @@ def _save(
     )
     if not s.has("scenarios"):
         s.write({"scenarios": row})
+        access.audit(s, row["author"].iloc[0], "scenarios.create", name, "gridgis sites --save")
         return
     if len(s.read("scenarios", where={"id": name})):
         raise ValidationError(
             "scenarios", [f"a scenario named {name!r} exists; delete it or choose another name"]
         )
     s.insert("scenarios", row)
+    access.audit(s, row["author"].iloc[0], "scenarios.create", name, "gridgis sites --save")
 
 
 def _sites_frame(p: siting.Planner, c: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -514,4 +516,5 @@ def delete_scenario(
     s, df = _scenarios(store)
     _one(df, name)
     s.delete("scenarios", [name])
+    access.audit(s, getpass.getuser(), "scenarios.delete", name, "gridgis scenarios delete")
     console.print(f"已删除方案 {name}")

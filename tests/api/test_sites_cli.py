@@ -72,6 +72,8 @@ def test_test_optimise_and_scenarios(town, store):
     r = run("scenarios", "delete", "two sites", "--store", s)
     assert r.returncode == 0
     assert store.read("scenarios")["id"].tolist() == ["best 2"]
+    log = store.read("audit")
+    assert log["action"].tolist() == ["scenarios.create", "scenarios.create", "scenarios.delete"]
     r = run("scenarios", "show", "two sites", "--store", s)
     assert r.returncode == 2 and "no scenario named 'two sites'" in r.stderr
 
