@@ -9,6 +9,7 @@ no stack trace, no SQL.
 """
 
 import gc
+import json
 import logging
 import os
 import threading
@@ -279,14 +280,14 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE})
 
     def extent(c: ogc.Collection) -> tuple[float, ...] | None:
+        """The spatial extent given for a collection: the city's (every layer lies in it;
+        reading a layer's own bounds would mean a scan of buildings).
+        """
+
         def make() -> tuple[float, ...] | None:
-            if not layers.has(c.layer):
+            if not layers.has(c.layer) or not layers.has("districts"):
                 return None
-            if c.layer in ("districts",):
-                b = s.read("districts").total_bounds
-            else:
-                b = s.read("districts").total_bounds if layers.has("districts") else None
-            return None if b is None else tuple(round(float(v), 6) for v in b)
+            return tuple(round(float(v), 6) for v in s.read("districts").total_bounds)
 
         return layers.memo(("extent", c.id), make)  # type: ignore[no-any-return]
 
@@ -455,8 +456,6 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         feats = ogc.features_json(page.rows, page.geometry, key, drop_for(c, caller), grid_extra(c))
         text = ogc.collection_page(feats, page.matched, base(request), cid, params, limit, offset)
         if wants_html(request, f):
-            import json
-
             return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
         return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
 
@@ -495,8 +494,6 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
             ogc.link(f"{b}/collections/{cid}/items/{fid}", "self", GEOJSON),
             ogc.link(f"{b}/collections/{cid}", "collection", "application/json"),
         ]
-        import json
-
         text = feat[:-1] + ',"links":' + json.dumps(links) + "}"
         if wants_html(request, f):
             return HTMLResponse(ogc.as_html(fid, json.loads(text)))
