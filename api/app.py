@@ -77,6 +77,15 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
     )
 }
 HTML_TOO: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": {}}}}
+# a GeoJSON object (FeatureCollection or Feature), or its HTML view
+GEOJSON_OR_HTML: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            GEOJSON: {"schema": {"type": "object", "required": ["type"]}},
+            "text/html": {"schema": {"type": "string"}},
+        }
+    }
+}
 
 
 class Problem(Exception):
@@ -394,7 +403,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         "/collections/{cid}/items",
         tags=["OGC API – Features"],
         response_class=GeoJSONResponse,
-        responses=HTML_TOO,
+        responses=GEOJSON_OR_HTML,
     )
     def items(
         request: Request,
@@ -463,7 +472,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
         "/collections/{cid}/items/{fid}",
         tags=["OGC API – Features"],
         response_class=GeoJSONResponse,
-        responses=HTML_TOO,
+        responses=GEOJSON_OR_HTML,
     )
     def item(
         request: Request,
