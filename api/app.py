@@ -33,7 +33,7 @@ from api.locate import Locator, system_of
 from gis import access
 from gis.access import ANONYMOUS, Principal
 from gis.crs import metric_crs
-from gis.errors import GridError, LayerNotFoundError
+from gis.errors import GridError, LayerNotFoundError, NotFoundError
 from gis.store import Store, open_store
 from maps import views
 
@@ -156,6 +156,7 @@ class _Layers:
 
 
 def _problem(status: int, detail: str) -> JSONResponse:
+    """An RFC 9457 problem response (401 also names the header the key goes in)."""
     titles = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
               409: "Conflict",
               405: "Method not allowed", 406: "Not acceptable", 413: "Too large"}  # fmt: skip
@@ -164,6 +165,7 @@ def _problem(status: int, detail: str) -> JSONResponse:
          "detail": detail},
         status_code=status,
         media_type=PROBLEM,
+        headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None,
     )  # fmt: skip
 
 
@@ -233,8 +235,7 @@ def create_app(store: str | Store | None = None, *, anonymous_read: bool | None 
 
     @app.exception_handler(GridError)
     async def _bad(request: Request, exc: GridError) -> JSONResponse:
-        status = 404 if "no scenario named" in str(exc) else 400
-        return _problem(status, str(exc))
+        return _problem(404 if isinstance(exc, NotFoundError) else 400, str(exc))
 
     @app.middleware("http")
     async def _limit(request: Request, call_next: Any) -> Response:

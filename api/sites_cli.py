@@ -20,7 +20,7 @@ from api.options import JsonOpt, StoreOpt
 from gis import access, siting
 from gis import io as gio
 from gis.coverage import compute
-from gis.errors import InputFileError, ValidationError
+from gis.errors import InputFileError, NotFoundError, ValidationError
 from gis.reference import facility_types
 from gis.store import Store, open_store
 
@@ -451,7 +451,7 @@ def _one(df: pd.DataFrame, name: str) -> pd.Series:
     hit = df[df["id"] == name]
     if not len(hit):
         known = ", ".join(df["id"]) or "none"
-        raise ValidationError("scenarios", [f"no scenario named {name!r} (saved: {known})"])
+        raise NotFoundError("scenarios", [f"no scenario named {name!r} (saved: {known})"])
     return hit.iloc[0]
 
 

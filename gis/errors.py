@@ -61,3 +61,7 @@ class ValidationError(GridError, ValueError):
 def what_s(what: str) -> str:
     """Capitalise the subject of a validation message."""
     return what[:1].upper() + what[1:]
+
+
+class NotFoundError(ValidationError):
+    """A named thing (a scenario, a grid…) that the store does not hold."""

@@ -19,7 +19,7 @@ import shapely
 from gis import network as gnet
 from gis.coverage import Coverage, compute
 from gis.crs import metric_crs_of
-from gis.errors import InputFileError, ValidationError
+from gis.errors import InputFileError, NotFoundError, ValidationError
 from gis.staffing import StaffRules, quotas
 from maps.base import (
     CATEGORY_COLOURS,
@@ -532,7 +532,7 @@ def scenario_map(
     row = sc_rows[sc_rows["id"] == name]
     if not len(row):
         known = ", ".join(sc_rows["id"]) or "none"
-        raise ValidationError("map", [f"no scenario named {name!r} (saved: {known})"])
+        raise NotFoundError("map", [f"no scenario named {name!r} (saved: {known})"])
     row = row.iloc[0]
     results = json.loads(row["results"] or "{}")
     sites = pd.DataFrame(json.loads(row["sites"]))

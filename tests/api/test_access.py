@@ -139,6 +139,8 @@ def test_matrix(env, role, method, url, where, expected):
     assert r.status_code == expected[ROLES.index(role)], (role, method, url, r.text)
     if r.status_code >= 400:
         assert r.headers["content-type"] == "application/problem+json"
+    if r.status_code == 401:
+        assert "X-API-Key" in r.headers["www-authenticate"]
 
 
 def test_every_route_is_in_the_matrix(env):
