@@ -18,7 +18,21 @@ from gis import io as gio
 from gis.coverage import Coverage, compute
 from gis.errors import InputFileError
 from gis.reference import facility_types
-from gis.store import open_store
+from gis.store import Store, open_store
+
+
+def store_inputs(s: Store, types: pd.DataFrame) -> dict[str, Any]:
+    """What a coverage run reads from a store (grids and roads ``None`` when absent; the
+    store's own facility catalogue when it has one), with a clear error for what is missing.
+    """
+    for need in ("buildings", "facilities", "communities"):
+        if not s.has(need):
+            raise InputFileError(f"{s.url} has no {need} yet; import them first")
+    out: dict[str, Any] = {n: s.read(n) for n in ("buildings", "facilities", "communities")}
+    for n in ("grids", "roads"):
+        out[n] = s.read(n) if s.has(n) else None
+    out["facility_types"] = s.read("facility_types") if s.has("facility_types") else types
+    return out
 
 
 def city_table(cv: Coverage, types: pd.DataFrame) -> pd.DataFrame:
@@ -107,18 +121,15 @@ def coverage(
         gexport.write_layers({"buildings": b, "coverage": cv.table, "gaps": cv.gaps}, out)
     else:
         s = open_store(store_spec(store))
-        if s.has("facility_types"):
-            types = s.read("facility_types")
-        for need in ("buildings", "facilities", "communities"):
-            if not s.has(need):
-                raise InputFileError(f"{s.url} has no {need} yet; import them first")
+        i = store_inputs(s, types)
+        types = i["facility_types"]
         cv = compute(
-            s.read("buildings"),
-            s.read("facilities"),
+            i["buildings"],
+            i["facilities"],
             types,
-            s.read("communities"),
-            grids=s.read("grids") if s.has("grids") else None,
-            roads=s.read("roads") if s.has("roads") else None,
+            i["communities"],
+            grids=i["grids"],
+            roads=i["roads"],
             mode=mode,
             only=type_,
         )

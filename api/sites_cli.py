@@ -16,11 +16,12 @@ import typer
 
 import geopandas as gpd
 
+from api.coverage_cli import store_inputs
 from api.options import JsonOpt, StoreOpt
 from gis import access, siting
 from gis import io as gio
 from gis.coverage import compute
-from gis.errors import InputFileError, NotFoundError, ValidationError
+from gis.errors import NotFoundError, ValidationError
 from gis.reference import facility_types
 from gis.store import Store, open_store
 
@@ -94,14 +95,9 @@ def _planner(
         comm, grids, roads = layers.get("communities"), None, layers.get("roads")
     else:
         s = open_store(store_spec(store))
-        if s.has("facility_types"):
-            types = s.read("facility_types")
-        for need in ("buildings", "facilities", "communities"):
-            if not s.has(need):
-                raise InputFileError(f"{s.url} has no {need} yet; import them first")
-        b, f, comm = s.read("buildings"), s.read("facilities"), s.read("communities")
-        grids = s.read("grids") if s.has("grids") else None
-        roads = s.read("roads") if s.has("roads") else None
+        i = store_inputs(s, types)
+        types, b, f, comm = i["facility_types"], i["buildings"], i["facilities"], i["communities"]
+        grids, roads = i["grids"], i["roads"]
     if type_ not in set(types["code"]):
         raise ValidationError(
             "sites",
