@@ -35,6 +35,20 @@ def store_inputs(s: Store, types: pd.DataFrame) -> dict[str, Any]:
     return out
 
 
+def _merged(s: Store, cv: Coverage, types: set[str]) -> dict[str, pd.DataFrame]:
+    """The layers coverage and gaps with this run's types replaced and the other types'
+    rows kept (a run for one type must not wipe the rest).
+    """
+    out = {}
+    for name, new in (("coverage", cv.table), ("gaps", cv.gaps)):
+        if s.has(name):
+            old = s.read(name)
+            old = old[~old["type"].isin(types)]
+            new = pd.concat([old, new], ignore_index=True) if len(old) else new
+        out[name] = new
+    return out
+
+
 def city_table(cv: Coverage, types: pd.DataFrame) -> pd.DataFrame:
     """Per type: served, covered, share, unreachable, communities under the area standard."""
     t = cv.table[cv.table["level"] == "city"].set_index("type")
@@ -133,7 +147,7 @@ def coverage(
             mode=mode,
             only=type_,
         )
-        s.write({"coverage": cv.table, "gaps": cv.gaps})
+        s.write(_merged(s, cv, set(cv.table["type"])))
         if out is not None:
             out.parent.mkdir(parents=True, exist_ok=True)
             with pd.ExcelWriter(out) as xl:

@@ -53,3 +53,20 @@ def test_store_mode_and_bad_type(town, tmp_path):
     assert len(s.read("gaps")) == json.loads(r.stdout)["gaps"]
     r = run("coverage", "--store", str(s.path), "--type", "spa")
     assert r.returncode == 2 and "unknown facility type 'spa'" in r.stderr
+
+
+def test_one_type_keeps_the_others(town, tmp_path):
+    s = GeoPackageStore(tmp_path / "s.gpkg")
+    s.write({k: town[k] for k in ("communities", "buildings", "facilities", "facility_types")})
+    assert run("coverage", "--store", str(s.path), "--mode", "line").returncode == 0
+    before = s.read("coverage")
+    r = run("coverage", "--store", str(s.path), "--mode", "line", "--type", "culture_room")
+    assert r.returncode == 0, r.stderr
+    after = s.read("coverage")
+    assert set(after["type"]) == set(before["type"]) and len(after) == len(before)
+    key = ["type", "level", "code"]
+    assert (
+        after.sort_values(key)
+        .reset_index(drop=True)
+        .equals(before.sort_values(key).reset_index(drop=True))
+    )
