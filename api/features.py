@@ -8,6 +8,7 @@ store's SQL (:meth:`gis.store.Store.page`).
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -327,6 +328,7 @@ def pick_crs(text: str | None, metric_epsg: int) -> str:
     return t
 
 
+@functools.lru_cache(maxsize=16)
 def _transformer(uri: str, inverse: bool = False) -> Any:
     """A function (x, y) arrays -> (x, y) arrays from CRS84 to ``uri`` (or back), in the
     target's own axis order (latitude first for EPSG:4326/4490, northing first for the

@@ -145,6 +145,7 @@ def compute(
     mode: str | None = None,
     only: Sequence[str] | None = None,
     gaps: bool = True,
+    network: gnet.Network | None = None,
 ) -> Coverage:
     """Coverage of every facility type (or ``only`` some).
 
@@ -161,6 +162,9 @@ def compute(
         Facility type codes to compute (default all).
     gaps
         Whether to draw gap polygons.
+    network
+        The road network of an earlier run on the same communities and roads
+        (``Coverage.space.network``), used instead of building it again.
 
     Returns
     -------
@@ -193,7 +197,7 @@ def compute(
         )
         gaps = False
     net = (
-        gnet.build(roads.to_crs(metric).geometry)
+        (network or gnet.build(roads.to_crs(metric).geometry))
         if roads is not None and mode == "network"
         else None
     )

@@ -17,7 +17,7 @@ import geopandas as gpd
 import shapely
 
 from gis import network as gnet
-from gis.coverage import Coverage, compute
+from gis.coverage import Coverage, Space, compute
 from gis.crs import metric_crs_of
 from gis.errors import InputFileError, NotFoundError, ValidationError
 from gis.staffing import StaffRules, quotas
@@ -210,7 +210,8 @@ def coverage_map(
     view = shapely.box(*sc.communities.total_bounds).buffer(0.01)
     fac = fac[(fac["type"] == type_code) & fac.within(view)].reset_index(drop=True)
     if mode == "network" and len(fac):
-        areas = service_areas(fac, f["roads"], float(t["radius_m"]))
+        assert cv.space is not None
+        areas = service_areas(fac, cv.space, float(t["radius_m"]))
         gm.polygons(
             areas,
             "服务范围 (步行)" if zh else "service areas (walking)",
@@ -273,14 +274,12 @@ def _density(b: gpd.GeoDataFrame, served_col: str, cell: float) -> gpd.GeoDataFr
     return g.to_crs(4326)
 
 
-def service_areas(
-    fac: gpd.GeoDataFrame, roads: gpd.GeoDataFrame, radius: float
-) -> gpd.GeoDataFrame:
+def service_areas(fac: gpd.GeoDataFrame, space: Space, radius: float) -> gpd.GeoDataFrame:
     """Each facility's walking service area: the road segments within ``radius`` metres
-    on the network (access walk included), widened by 25 m.
+    on the coverage run's network (access walk included), widened by 25 m.
     """
-    metric = metric_crs_of(fac)
-    net = gnet.build(roads.to_crs(metric).geometry)
+    net, metric = space.network, space.crs
+    assert net is not None
     fxy = shapely.get_coordinates(fac.to_crs(metric).geometry.values)
     v, a = gnet.snap(net, fxy)
     d = dijkstra(net.graph, directed=False, indices=v, limit=radius)
@@ -566,15 +565,16 @@ def scenario_map(
         crs=4326,
     )
 
-    def cover(facilities: pd.DataFrame) -> Coverage:
+    def cover(facilities: pd.DataFrame, network: gnet.Network | None = None) -> Coverage:
         return compute(
             b, facilities, f["facility_types"], sc.communities,
             grids=grids if len(grids) else None, roads=f.get("roads"), mode=mode,
-            only=[type_code], gaps=False,
+            only=[type_code], gaps=False, network=network,
         )  # fmt: skip
 
     before = cover(f["facilities"])
-    after = cover(pd.concat([f["facilities"], extra], ignore_index=True))
+    net = before.space.network if before.space is not None else None
+    after = cover(pd.concat([f["facilities"], extra], ignore_index=True), net)
     level = "grid" if len(grids) else "community"
     units = (grids if len(grids) else sc.communities).copy()
     tname = t["name_zh"] if zh else t["name_en"]
