@@ -17,6 +17,7 @@ Every multi-row write is atomic:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import sqlite3
@@ -444,8 +445,27 @@ class GeoPackageStore(Store):
         )
         return Page(name, rows.to_dict("records"), geometry, matched)
 
-    def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One writer at a time on this file, across threads and processes.
+
+        A whole-layer write copies the file and swaps the copy in; a row insert that
+        committed in between would be lost with the old file, and one whose connection
+        was open on the old file fails with "attempt to write a readonly database". So
+        both take an exclusive ``flock`` on a lock file beside the GeoPackage (not on the
+        GeoPackage itself, whose inode the swap replaces). Readers need no lock: they see
+        the old file or the new one, whole.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(f".{self.path.name}.lock"), "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
+
+    def _write(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        with self._writing():
+            self._write_locked(frames)
+
+    def _write_locked(self, frames: Mapping[str, pd.DataFrame]) -> None:
         tmp = self.path.with_name(f".{self.path.stem}.{uuid.uuid4().hex[:8]}.tmp.gpkg")
         try:
             if self.path.exists():
@@ -471,10 +491,11 @@ class GeoPackageStore(Store):
 
     @contextlib.contextmanager
     def _tx(self, name: str) -> Iterator[sa.Connection]:
-        if not self.has(name):
-            raise self._missing(name)
-        with self.engine.begin() as conn:
-            yield conn
+        with self._writing():
+            if not self.has(name):
+                raise self._missing(name)
+            with self.engine.begin() as conn:
+                yield conn
 
     def _row_params(self, spec: schema.Layer, df: pd.DataFrame) -> list[dict[str, Any]]:
         records = df[spec.columns].astype(object).where(df[spec.columns].notna(), None)

@@ -192,3 +192,48 @@ def test_paging_matches_a_full_read(store, town):
     assert shapely.equals_exact(frame.geometry.values, want.geometry.values, 1e-9).all()
     p = store.page("buildings", bbox=(0, 0, 1, 1))
     assert p.matched == 0 and p.rows == [] and len(p.frame()) == 0
+
+
+def test_concurrent_writers_lose_nothing(store, town):
+    """Row inserts racing whole-layer writes (an API audit row while a job saves its
+    results): every insert lands and nothing fails, in either store."""
+    import threading
+
+    store.write({"communities": town["communities"], "audit": _audit_rows(0)})
+    errors: list[BaseException] = []
+
+    def inserter(part: int) -> None:
+        try:
+            for i in range(40):
+                store.insert("audit", _audit_rows(1, f"{part}-{i}"))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    def writer() -> None:
+        try:
+            for _ in range(6):
+                store.write({"communities": town["communities"]})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=inserter, args=(p,)) for p in range(2)]
+    threads.append(threading.Thread(target=writer))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(store.read("audit")) == 80
+
+
+def _audit_rows(n: int, tag: str = "") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [f"a{tag}-{i}" for i in range(n)],
+            "at": "2026-11-26T00:00:00+00:00",
+            "who": "test",
+            "action": "test",
+            "target": "x",
+            "detail": None,
+        }
+    )
