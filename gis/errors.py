@@ -21,6 +21,14 @@ class StoreError(GridError, RuntimeError):
     """A store that cannot be opened, or a layer it does not hold."""
 
 
+class StoreBusyError(StoreError):
+    """Another writer held the layers a write needs for longer than the write would wait."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store's database cannot be reached (stopped, restarting, network down)."""
+
+
 class LayerNotFoundError(StoreError, KeyError):
     """A layer the store does not hold (yet)."""
 
@@ -65,3 +73,11 @@ def what_s(what: str) -> str:
 
 class NotFoundError(ValidationError):
     """A named thing (a scenario, a grid…) that the store does not hold."""
+
+
+class ConflictError(GridError, ValueError):
+    """A write that conflicts with what the store holds: a name taken, a stale version."""
+
+
+class AccessError(GridError, PermissionError):
+    """A request outside the caller's role or jurisdiction."""

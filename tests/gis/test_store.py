@@ -100,22 +100,24 @@ def test_failure_mid_write_rolls_back(store, town, monkeypatch):
     store.write({"communities": town["communities"]})
     before = store.read("communities")
     if isinstance(store, GeoPackageStore):
+        from gis.store import gpkg
+
         digest = hashlib.sha256(store.path.read_bytes()).hexdigest()
-        real = pyogrio.write_dataframe
+        real = gpkg._replace
 
-        def failing(df, path, layer, **kw):
-            if layer == "buildings":
+        def failing(con, spec, df):
+            if spec.name == "buildings":
                 raise OSError("disk full")
-            return real(df, path, layer=layer, **kw)
+            return real(con, spec, df)
 
-        monkeypatch.setattr(pyogrio, "write_dataframe", failing)
+        monkeypatch.setattr(gpkg, "_replace", failing)
     else:
         real = type(store)._copy
 
-        def failing(self, conn, spec, df):
+        def failing(self, conn, spec, df, *args):
             if spec.name == "buildings":
                 raise OSError("disk full")
-            return real(self, conn, spec, df)
+            return real(self, conn, spec, df, *args)
 
         monkeypatch.setattr(type(store), "_copy", failing)
     with pytest.raises(OSError, match="disk full"):

@@ -1,0 +1,324 @@
+"""What every store does: read, page, and write inside one transaction with its audit row.
+
+A write is a :class:`Tx` opened by :meth:`Store.transaction`. The transaction holds the
+store's write lock on the layers it names from its first read to its commit, so what a
+workflow read is still what it replaces when it commits (no lost update); everything written
+through it — whole layers, row edits, the audit row — commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+import shapely
+
+from gis import schema
+from gis.errors import LayerNotFoundError, StoreError, ValidationError
+
+BBox = tuple[float, float, float, float]
+Where = Mapping[str, Any]
+GEOM = "geom"
+#: how long a write waits for another writer's lock before giving up (seconds)
+DEFAULT_WAIT = 600.0
+
+
+@dataclass
+class Page:
+    """One page of a layer: its rows (column → value) with their geometry as GeoJSON text,
+    and how many rows match in all.
+    """
+
+    name: str
+    rows: list[dict[str, Any]]
+    geometry: list[str | None]
+    matched: int
+
+    def frame(self) -> pd.DataFrame:
+        """The page as a (Geo)DataFrame of the layer's schema."""
+        spec = schema.layer(self.name)
+        df = pd.DataFrame(self.rows, columns=spec.columns)
+        if spec.geometry:
+            geoms = shapely.from_geojson(np.asarray(self.geometry, dtype=object))
+            df = gpd.GeoDataFrame(df, geometry=geoms, crs=schema.STORAGE_CRS)
+        return schema.conform(self.name, df)
+
+
+TIMEZONE = ZoneInfo("Asia/Shanghai")
+
+
+def now() -> str:
+    """The time of a write in China Standard Time, with its offset (audit rows, scenarios,
+    settings, keys): one convention whichever door the write came through.
+    """
+    return datetime.now(TIMEZONE).isoformat(timespec="seconds")
+
+
+def audit_row(who: str, action: str, target: str, detail: str | None) -> pd.DataFrame:
+    """One row of the ``audit`` layer."""
+    return pd.DataFrame(
+        {
+            "id": [uuid.uuid4().hex],
+            "at": [now()],
+            "who": [who],
+            "action": [action],
+            "target": [str(target)],
+            "detail": [detail],
+        }
+    )
+
+
+class Tx(ABC):
+    """A write transaction: reads see the transaction's own writes; nothing is visible to
+    others, and nothing stays, unless the whole block ends without an error.
+    """
+
+    @abstractmethod
+    def names(self) -> set[str]:
+        """The gridgis layers the store holds, as this transaction sees it."""
+
+    def has(self, name: str) -> bool:
+        """Whether the store holds layer ``name``."""
+        return name in self.names()
+
+    @abstractmethod
+    def read(
+        self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """A layer (or the rows meeting ``where``), as of this transaction."""
+
+    def read_optional(self, name: str) -> pd.DataFrame | None:
+        """A layer, or ``None`` when the store does not hold it."""
+        return self.read(name) if self.has(name) else None
+
+    def write(self, layers: Mapping[str, pd.DataFrame]) -> None:
+        """Replace whole layers (validated first; one problem list for all of them)."""
+        frames = _checked(layers)
+        for name, df in frames.items():
+            self._replace(name, df)
+
+    @abstractmethod
+    def _replace(self, name: str, df: pd.DataFrame) -> None: ...
+
+    @abstractmethod
+    def insert(self, name: str, rows: pd.DataFrame) -> None:
+        """Add rows (a duplicate key fails the transaction); creates the layer if new."""
+
+    @abstractmethod
+    def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
+        """Change columns (and ``geometry``) of the row whose key is ``key``."""
+
+    @abstractmethod
+    def delete(self, name: str, keys: Sequence[Any]) -> int:
+        """Delete rows by key; returns how many went."""
+
+    def audit(self, who: str, action: str, target: str, detail: str | None = None) -> None:
+        """Record this transaction's change: who, when, what (committed with it)."""
+        self.insert("audit", audit_row(who, action, target, detail))
+
+
+def _checked(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    found: list[str] = []
+    frames: dict[str, pd.DataFrame] = {}
+    for name, df in layers.items():
+        try:
+            frames[name] = schema.check(name, df)
+        except ValidationError as exc:
+            found.extend(f"{name}: {p}" for p in exc.problems)
+    if found:
+        raise ValidationError("store write", found)
+    return frames
+
+
+class Store(ABC):
+    """What every store does; see the module docstring for the guarantees."""
+
+    url: str
+
+    @abstractmethod
+    def layers(self) -> dict[str, int]:
+        """Layer name → row count, for the gridgis layers the store holds."""
+
+    def has(self, name: str) -> bool:
+        """Whether the store holds layer ``name``."""
+        return name in self.names()
+
+    @abstractmethod
+    def names(self) -> set[str]:
+        """The gridgis layers the store holds (cheap: no row counts)."""
+
+    @abstractmethod
+    def versions(self) -> dict[str, int]:
+        """Layer → a counter every write of that layer raises (cheap to ask)."""
+
+    def version(self) -> Any:
+        """A value that changes whenever the store's content does."""
+        return sum(self.versions().values())
+
+    @abstractmethod
+    def read(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a layer, optionally only features meeting ``bbox`` and ``where``.
+
+        Parameters
+        ----------
+        name
+            Layer name (see :data:`gis.schema.LAYERS`).
+        bbox
+            ``(minx, miny, maxx, maxy)`` in EPSG:4326: features intersecting it (spatial index).
+        where
+            Column → value, or → list of values: rows equal to (one of) them, all conditions
+            combined with AND.
+        columns
+            Attribute columns to return (default all); the key and geometry always come.
+        """
+
+    def read_many(self, names: Iterable[str]) -> dict[str, pd.DataFrame]:
+        """The layers of ``names`` the store holds, read in one snapshot."""
+        with self.snapshot() as tx:
+            return {n: tx.read(n) for n in names if tx.has(n)}
+
+    @abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
+        """A read-only transaction: every read in it sees the same committed state."""
+
+    @abstractmethod
+    def page(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        cql: Any = None,
+    ) -> Page:
+        """One page of a layer in key order, and how many rows match in all.
+
+        ``bbox`` and ``where`` as in :meth:`read`; ``cql`` a parsed CQL2 filter (a
+        pygeofilter AST over the layer's columns and ``geometry``).
+        """
+
+    @abstractmethod
+    def transaction(
+        self, *, lock: Iterable[str] = (), wait: float | None = None
+    ) -> contextlib.AbstractContextManager[Tx]:
+        """A write transaction holding the write lock on ``lock`` (layer names) from now
+        to its commit; ``wait`` seconds for another writer's lock (default
+        :data:`DEFAULT_WAIT`), then :class:`~gis.errors.StoreBusyError`.
+        """
+
+    # -- one-step conveniences, each its own transaction ---------------------------------
+    def write(self, layers: Mapping[str, pd.DataFrame]) -> None:
+        """Replace whole layers, all of them in one atomic step; validates every frame first."""
+        frames = _checked(layers)
+        if frames:
+            with self.transaction(lock=frames) as tx:
+                for name, df in frames.items():
+                    tx._replace(name, df)
+
+    def insert(self, name: str, rows: pd.DataFrame) -> None:
+        """Add rows to a layer in one transaction (fails whole on a duplicate key)."""
+        with self.transaction() as tx:
+            if not tx.has(name):
+                raise self._missing(name, tx.names())
+            tx.insert(name, rows)
+
+    def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
+        """Change columns (and ``geometry``) of the row whose key is ``key``."""
+        with self.transaction() as tx:
+            tx.update(name, key, values)
+
+    def delete(self, name: str, keys: Sequence[Any]) -> int:
+        """Delete rows by key in one transaction; returns how many went."""
+        with self.transaction() as tx:
+            return tx.delete(name, keys)
+
+    # -- shared helpers ------------------------------------------------------------------
+    def _spec(self, name: str) -> schema.Layer:
+        return schema.layer(name)
+
+    def _missing(self, name: str, held: Iterable[str] | None = None) -> LayerNotFoundError:
+        held = sorted(held if held is not None else self.names())
+        return LayerNotFoundError(
+            f"the store {self.url} holds no layer {name!r} yet; import or build it first "
+            f"(it holds: {', '.join(held) or 'nothing'})"
+        )
+
+
+def check_where(spec: schema.Layer, where: Where | None) -> dict[str, list[Any]]:
+    """``where`` with every value cast to its column's kind (one clear error otherwise)."""
+    out: dict[str, list[Any]] = {}
+    for col, value in (where or {}).items():
+        f = spec.field(col)
+        values = list(value) if isinstance(value, list | tuple | set | np.ndarray) else [value]
+        cast = {"str": str, "int": int, "float": float, "bool": bool}[f.kind]
+        try:
+            out[col] = [cast(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValidationError(
+                f"filter on {spec.name}", [f"{col}: {value!r} is not a {f.kind}"]
+            ) from None
+    return out
+
+
+def finish(name: str, df: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    """A frame as read, conformed to the layer and cut to ``columns`` (key and geometry kept)."""
+    df = schema.conform(name, df)
+    if columns is not None:
+        spec = schema.layer(name)
+        keep = list(dict.fromkeys([*spec.key, *columns]))
+        for c in keep:
+            spec.field(c)
+        if spec.geometry:
+            keep.append("geometry")
+        df = df[keep]
+    return df
+
+
+def update_values(spec: schema.Layer, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` checked against the layer's columns (``geometry`` allowed for layers
+    with one); an empty update is an error.
+    """
+    out: dict[str, Any] = {}
+    for col, value in values.items():
+        if col == "geometry" and spec.geometry:
+            out[col] = value
+        else:
+            spec.field(col)
+            out[col] = value
+    if not out:
+        raise ValidationError(f"update of {spec.name}", ["no columns to update"])
+    return out
+
+
+def open_store(spec: str | os.PathLike[str]) -> Store:
+    """Open a store from a ``.gpkg`` path or a ``postgresql+psycopg://`` URL."""
+    from gis.store.gpkg import GeoPackageStore
+    from gis.store.postgis import PostGISStore
+
+    text = os.fspath(spec)
+    if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        return PostGISStore(text)
+    if text.lower().endswith(".gpkg"):
+        return GeoPackageStore(text)
+    raise StoreError(
+        f"cannot open store {text!r}: give a .gpkg path or a postgresql+psycopg:// URL"
+    )

@@ -1,0 +1,729 @@
+"""The embedded store: one GeoPackage file, written in SQLite transactions in WAL mode.
+
+Why not write through GDAL (pyogrio) as files elsewhere are: a GDAL write is one layer on
+its own connection, so several layers and an audit row cannot commit together, and the old
+way round that (write a copy of the file, swap it in) let a reader open the file while it
+was being replaced and lost row edits that committed on the old file in between. Here every
+write is one SQLite transaction on the file itself:
+
+- ``journal_mode=WAL``: readers read while a writer writes, each seeing the last commit,
+  never a half-written layer; a writer killed mid-way leaves only its uncommitted WAL
+  frames, which SQLite discards when the file is next opened.
+- ``BEGIN IMMEDIATE`` takes the one writer lock of the file at the transaction's start, so a
+  workflow that read, computed and writes cannot overwrite a change made meanwhile (another
+  writer waits up to the transaction's ``wait``, then gets :class:`StoreBusyError`).
+- Whole layers are rebuilt inside the transaction (table, R-tree index, ``gpkg_contents``);
+  row edits keep the R-tree through the standard GeoPackage triggers, whose ``ST_*``
+  functions are registered here in Python (no SpatiaLite needed).
+
+The file stays a plain GeoPackage 1.3: QGIS and GDAL open it as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sqlite3
+import struct
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+import shapely
+
+from gis import schema
+from gis.errors import LayerNotFoundError, StoreBusyError, StoreError, ValidationError
+from gis.store.base import (
+    DEFAULT_WAIT,
+    GEOM,
+    BBox,
+    Page,
+    Store,
+    Tx,
+    Where,
+    check_where,
+    finish,
+    now,
+    update_values,
+)
+from gis.store.rtree import load as rtree_load
+
+_SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN"}
+_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+_VERSIONS = "gridgis_versions"
+
+_CORE = (
+    """CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (srs_name TEXT NOT NULL,
+       srs_id INTEGER NOT NULL PRIMARY KEY, organization TEXT NOT NULL,
+       organization_coordsys_id INTEGER NOT NULL, definition TEXT NOT NULL, description TEXT)""",
+    """CREATE TABLE IF NOT EXISTS gpkg_contents (table_name TEXT NOT NULL PRIMARY KEY,
+       data_type TEXT NOT NULL, identifier TEXT UNIQUE, description TEXT DEFAULT '',
+       last_change DATETIME NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),
+       min_x DOUBLE, min_y DOUBLE, max_x DOUBLE, max_y DOUBLE, srs_id INTEGER,
+       CONSTRAINT fk_gc_r_srs_id FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys(srs_id))""",
+    """CREATE TABLE IF NOT EXISTS gpkg_geometry_columns (table_name TEXT NOT NULL,
+       column_name TEXT NOT NULL, geometry_type_name TEXT NOT NULL, srs_id INTEGER NOT NULL,
+       z TINYINT NOT NULL, m TINYINT NOT NULL,
+       CONSTRAINT pk_geom_cols PRIMARY KEY (table_name, column_name),
+       CONSTRAINT uk_gc_table_name UNIQUE (table_name),
+       CONSTRAINT fk_gc_tn FOREIGN KEY (table_name) REFERENCES gpkg_contents(table_name),
+       CONSTRAINT fk_gc_srs FOREIGN KEY (srs_id) REFERENCES gpkg_spatial_ref_sys (srs_id))""",
+    """CREATE TABLE IF NOT EXISTS gpkg_extensions (table_name TEXT, column_name TEXT,
+       extension_name TEXT NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL,
+       CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name))""",
+    f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (layer TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+)
+_WGS84_WKT = (
+    'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+    'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0,'
+    'AUTHORITY["EPSG","8901"]],UNIT["degree",0.0174532925199433,AUTHORITY["EPSG","9122"]],'
+    'AXIS["Latitude",NORTH],AXIS["Longitude",EAST],AUTHORITY["EPSG","4326"]]'
+)
+_SRS = (
+    ("Undefined cartesian SRS", -1, "NONE", -1, "undefined", "undefined cartesian"),
+    ("Undefined geographic SRS", 0, "NONE", 0, "undefined", "undefined geographic"),
+    ("WGS 84 geodetic", 4326, "EPSG", 4326, _WGS84_WKT, "longitude/latitude WGS 84"),
+)
+
+
+# --- geometry blobs -----------------------------------------------------------------------
+
+
+def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
+    """Envelope of a GeoPackage geometry blob (header envelope, else the WKB's bounds)."""
+    if blob is None or len(blob) < 8:
+        return None
+    flags = blob[3]
+    if flags & 0b10000:  # empty flag
+        return None
+    order = "<" if flags & 1 else ">"
+    if (flags >> 1) & 0b111:
+        minx, maxx, miny, maxy = struct.unpack_from(order + "4d", blob, 8)
+        return minx, miny, maxx, maxy
+    geom = shapely.from_wkb(blob[8:])
+    if geom is None or geom.is_empty:
+        return None
+    return tuple(shapely.bounds(geom))
+
+
+def _wkb(blobs: Sequence[bytes | None] | np.ndarray) -> np.ndarray:
+    """Shapely geometries of GeoPackage blobs (header and envelope skipped).
+
+    Points as gridgis writes them (29 bytes: header without envelope, little-endian WKB)
+    are decoded in one pass of numpy; anything else goes through ``shapely.from_wkb``.
+    """
+    blobs = np.asarray(blobs, dtype=object)
+    try:
+        joined = b"".join(blobs)
+    except TypeError:  # a missing geometry
+        joined = b""
+    if len(blobs) and len(joined) == 29 * len(blobs):
+        raw = np.frombuffer(joined, dtype=np.uint8).reshape(-1, 29)
+        plain = (raw[:, 3] == 1) & (raw[:, 8] == 1) & (raw[:, 9] == 1) & (raw[:, 10:13] == 0).all(1)
+        if plain.all():  # flags: little-endian, no envelope; WKB: little-endian Point
+            xy = np.ascontiguousarray(raw[:, 13:29]).view("<f8")
+            return shapely.points(xy[:, 0], xy[:, 1])
+    wkb = [
+        None if b is None else b[8 + _ENVELOPE_BYTES.get((b[3] >> 1) & 0b111, 0) :] for b in blobs
+    ]
+    return shapely.from_wkb(np.asarray(wkb, dtype=object))
+
+
+def _blobs(geoms: np.ndarray, srs_id: int = 4326) -> list[bytes | None]:
+    """Encode shapely geometries as GeoPackage blobs (points without envelope, others xy)."""
+    geoms = np.asarray(geoms, dtype=object)
+    wkb = shapely.to_wkb(geoms, byte_order=1, flavor="iso")
+    points = shapely.get_type_id(geoms) == 0
+    head = b"GP\x00\x01" + struct.pack("<i", srs_id)
+    bounds = shapely.bounds(geoms)
+    out: list[bytes | None] = []
+    for w, b, is_point in zip(wkb, bounds, points, strict=True):
+        if w is None:
+            out.append(None)
+        elif is_point:
+            out.append(head + w)
+        else:
+            out.append(b"GP\x00\x03" + struct.pack("<i4d", srs_id, b[0], b[2], b[1], b[3]) + w)
+    return out
+
+
+def _env_fn(i: int) -> Any:
+    def fn(blob: bytes | None) -> float | None:
+        env = _envelope(blob)
+        return None if env is None else env[i]
+
+    return fn
+
+
+def _st_is_empty(blob: bytes | None) -> int | None:
+    return None if blob is None else int(_envelope(blob) is None)
+
+
+def _register_functions(con: sqlite3.Connection) -> None:
+    """The ``ST_*`` functions the GeoPackage R-tree triggers call."""
+    con.create_function("ST_IsEmpty", 1, _st_is_empty, deterministic=True)
+    for i, name in enumerate(("ST_MinX", "ST_MinY", "ST_MaxX", "ST_MaxY")):
+        con.create_function(name, 1, _env_fn(i), deterministic=True)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _rtree_triggers(t: str) -> list[str]:
+    """The R-tree maintenance triggers of GeoPackage 1.3 (extension ``gpkg_rtree_index``)."""
+    r, g, i = _q(f"rtree_{t}_{GEOM}"), _q(GEOM), "fid"
+    ins = (
+        f"INSERT OR REPLACE INTO {r} VALUES (NEW.{i}, ST_MinX(NEW.{g}), ST_MaxX(NEW.{g}), "
+        f"ST_MinY(NEW.{g}), ST_MaxY(NEW.{g}));"
+    )
+    pre = f"rtree_{t}_{GEOM}"
+    tq = _q(t)
+    return [
+        f"CREATE TRIGGER {_q(pre + '_insert')} AFTER INSERT ON {tq} WHEN (NEW.{g} NOT NULL AND "
+        f"NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update1')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
+        f"NEW.{i} AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update2')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
+        f"NEW.{i} AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
+        f"id = OLD.{i}; END",
+        f"CREATE TRIGGER {_q(pre + '_update3')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
+        f"AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
+        f"id = OLD.{i}; {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update4')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
+        f"AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE id IN "
+        f"(OLD.{i}, NEW.{i}); END",
+        f"CREATE TRIGGER {_q(pre + '_delete')} AFTER DELETE ON {tq} WHEN OLD.{g} NOT NULL "
+        f"BEGIN DELETE FROM {r} WHERE id = OLD.{i}; END",
+    ]
+
+
+def _column_values(df: pd.DataFrame, f: schema.Field) -> list[Any]:
+    s = df[f.name]
+    if f.kind == "bool":
+        return s.fillna(False).astype(bool).astype(int).tolist()
+    if f.kind in ("int", "float") and not s.isna().any():
+        return s.to_numpy().tolist()
+    return s.astype(object).where(s.notna(), None).tolist()
+
+
+# --- the transaction ------------------------------------------------------------------------
+
+
+class _GpkgTx(Tx):
+    def __init__(self, store: GeoPackageStore, con: sqlite3.Connection) -> None:
+        self.store, self.con = store, con
+        self.dirty: set[str] = set()
+        self._names: set[str] | None = None
+
+    def names(self) -> set[str]:
+        if self._names is None:
+            self._names = _names(self.con)
+        return set(self._names)
+
+    def read(
+        self, name: str, *, where: Where | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        if not self.has(name):
+            raise self.store._missing(name, self.names())
+        return _read(self.con, schema.layer(name), None, where, columns)
+
+    def _replace(self, name: str, df: pd.DataFrame) -> None:
+        _replace(self.con, schema.layer(name), df)
+        self.dirty.add(name)
+        self._names = None
+
+    def insert(self, name: str, rows: pd.DataFrame) -> None:
+        spec = schema.layer(name)
+        rows = schema.check(name, rows, what=f"rows for {name}")
+        if not self.has(name):
+            self._replace(name, rows)
+            return
+        cols = [f.name for f in spec.fields] + ([GEOM] if spec.geometry else [])
+        data = [_column_values(rows, f) for f in spec.fields]
+        if spec.geometry:
+            data.append(_blobs(rows.geometry.values))
+        sql = (
+            f"INSERT INTO {_q(name)} ({', '.join(map(_q, cols))}) "
+            f"VALUES ({', '.join('?' * len(cols))})"
+        )
+        try:
+            self.con.executemany(sql, zip(*data, strict=True))
+        except sqlite3.IntegrityError as exc:
+            raise ValidationError(f"rows for {name}", [f"duplicate key: {exc}"]) from None
+        self.dirty.add(name)
+
+    def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
+        spec = schema.layer(name)
+        vals = update_values(spec, values)
+        if not self.has(name):
+            raise self.store._missing(name, self.names())
+        sets, params = [], []
+        for col, value in vals.items():
+            if col == "geometry":
+                sets.append(f"{_q(GEOM)} = ?")
+                params.append(_blobs(np.array([value], dtype=object))[0])
+            else:
+                sets.append(f"{_q(col)} = ?")
+                params.append(_python(value))
+        n = self.con.execute(
+            f"UPDATE {_q(name)} SET {', '.join(sets)} WHERE {_q(spec.key[0])} = ?",
+            [*params, _python(key)],
+        ).rowcount
+        if n == 0:
+            raise LayerNotFoundError(f"{name} has no row with {spec.key[0]} = {key!r}")
+        self.dirty.add(name)
+
+    def delete(self, name: str, keys: Sequence[Any]) -> int:
+        spec = schema.layer(name)
+        if not self.has(name):
+            raise self.store._missing(name, self.names())
+        keys = [_python(k) for k in keys]
+        if not keys:
+            return 0
+        n = self.con.execute(
+            f"DELETE FROM {_q(name)} WHERE {_q(spec.key[0])} IN ({', '.join('?' * len(keys))})",
+            keys,
+        ).rowcount
+        self.dirty.add(name)
+        return int(n)
+
+    def bump(self) -> None:
+        """Raise the version of every layer this transaction wrote (just before commit)."""
+        for name in sorted(self.dirty):
+            self.con.execute(
+                f"INSERT INTO {_VERSIONS} (layer, v) VALUES (?, 1) "
+                "ON CONFLICT(layer) DO UPDATE SET v = v + 1",
+                (name,),
+            )
+
+
+def _python(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    if v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return v
+
+
+def _names(con: sqlite3.Connection) -> set[str]:
+    try:
+        found = {r[0] for r in con.execute("SELECT table_name FROM gpkg_contents")}
+    except sqlite3.OperationalError:  # a new, empty file
+        return set()
+    return found & set(schema.LAYERS)
+
+
+def _table_columns(con: sqlite3.Connection, name: str) -> list[str]:
+    return [r[1] for r in con.execute(f"PRAGMA table_info({_q(name)})")]
+
+
+def _read(
+    con: sqlite3.Connection,
+    spec: schema.Layer,
+    bbox: BBox | None,
+    where: Where | None,
+    columns: Sequence[str] | None,
+) -> pd.DataFrame:
+    """A layer read in one statement (one snapshot), filters in SQL (bbox via the R-tree,
+    then the exact test).
+    """
+    conds = check_where(spec, where)
+    present = set(_table_columns(con, spec.name))
+    cols = [c for c in spec.columns if c in present]
+    sql = [f"{_q(c)} IN ({', '.join('?' * len(vs))})" for c, vs in conds.items()]
+    params: list[Any] = [v for vs in conds.values() for v in vs]
+    if bbox is not None and spec.geometry:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        sql.append(
+            f"fid IN (SELECT id FROM {_q(f'rtree_{spec.name}_{GEOM}')} "
+            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+        )
+        params += [x1, x0, y1, y0]
+    select = ", ".join([*map(_q, cols), *([_q(GEOM)] if spec.geometry else [])]) or "fid"
+    text = f"SELECT {select} FROM {_q(spec.name)}"
+    if sql:
+        text += " WHERE " + " AND ".join(sql)
+    with _no_gc():  # hundreds of thousands of row tuples: no collector passes over them
+        rows = con.execute(text + " ORDER BY fid", params).fetchall()
+        width = len(cols) + bool(spec.geometry)
+        data = np.empty((len(rows), width), dtype=object)
+        if rows:
+            data[:] = rows
+    df = pd.DataFrame({c: data[:, i] for i, c in enumerate(cols)})
+    if spec.geometry:
+        geoms = _wkb(data[:, len(cols)])
+        df = gpd.GeoDataFrame(df, geometry=geoms, crs=schema.STORAGE_CRS)
+        if bbox is not None:
+            df = df[shapely.intersects(geoms, shapely.box(*bbox))]
+    return finish(spec.name, df, columns)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector (it would scan every new row object)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _drop(con: sqlite3.Connection, name: str) -> None:
+    con.execute(f"DROP TABLE IF EXISTS {_q(f'rtree_{name}_{GEOM}')}")
+    con.execute(f"DROP TABLE IF EXISTS {_q(name)}")
+    for meta in ("gpkg_geometry_columns", "gpkg_extensions", "gpkg_contents"):
+        con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (name,))
+    if con.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'gpkg_ogr_contents'"
+    ).fetchone():  # GDAL's feature-count cache, in files GDAL wrote
+        con.execute("DELETE FROM gpkg_ogr_contents WHERE table_name = ?", (name,))
+
+
+def _replace(con: sqlite3.Connection, spec: schema.Layer, df: pd.DataFrame) -> None:
+    """Rebuild a layer inside the open transaction: table, rows, key index, R-tree."""
+    name = spec.name
+    _drop(con, name)
+    defs = ["fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL"]
+    if spec.geometry:
+        defs.append(f"{_q(GEOM)} {spec.geometry.upper()}")
+    defs += [
+        f"{_q(f.name)} {_SQL_TYPES[f.kind]}{'' if f.nullable else ' NOT NULL'}" for f in spec.fields
+    ]
+    con.execute(f"CREATE TABLE {_q(name)} ({', '.join(defs)})")
+    cols = [f.name for f in spec.fields]
+    data = [_column_values(df, f) for f in spec.fields]
+    if spec.geometry:
+        cols.append(GEOM)
+        data.append(_blobs(df.geometry.values))
+    if len(df):
+        con.executemany(
+            f"INSERT INTO {_q(name)} ({', '.join(map(_q, cols))}) VALUES "
+            f"({', '.join('?' * len(cols))})",
+            zip(*data, strict=True),
+        )
+    key = ", ".join(map(_q, spec.key))
+    con.execute(f"CREATE UNIQUE INDEX {_q(f'ux_{name}_key')} ON {_q(name)} ({key})")
+    stamp = now()
+    if spec.geometry is None:
+        con.execute(
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change) "
+            "VALUES (?, 'attributes', ?, ?)",
+            (name, name, stamp),
+        )
+        return
+    bounds = shapely.bounds(df.geometry.values) if len(df) else np.empty((0, 4))
+    ok = np.isfinite(bounds).all(axis=1)
+    ext = (
+        [float(v) for v in (*bounds[ok, :2].min(axis=0), *bounds[ok, 2:].max(axis=0))]
+        if ok.any()
+        else [None] * 4
+    )
+    con.execute(
+        "INSERT INTO gpkg_contents (table_name, data_type, identifier, last_change, min_x, "
+        "min_y, max_x, max_y, srs_id) VALUES (?, 'features', ?, ?, ?, ?, ?, ?, 4326)",
+        (name, name, stamp, *ext),
+    )
+    con.execute(
+        "INSERT INTO gpkg_geometry_columns VALUES (?, ?, ?, 4326, 0, 0)",
+        (name, GEOM, spec.geometry.upper()),
+    )
+    rtree = _q(f"rtree_{name}_{GEOM}")
+    con.execute(f"CREATE VIRTUAL TABLE {rtree} USING rtree(id, minx, maxx, miny, maxy)")
+    # the index is packed in bulk (row-by-row inserts would take seconds per 100,000 rows)
+    rtree_load(con, f"rtree_{name}_{GEOM}", np.arange(1, len(df) + 1)[ok], bounds[ok])
+    for trigger in _rtree_triggers(name):
+        con.execute(trigger)
+    con.execute(
+        "INSERT INTO gpkg_extensions VALUES (?, ?, 'gpkg_rtree_index', "
+        "'http://www.geopackage.org/spec120/#extension_rtree', 'write-only')",
+        (name, GEOM),
+    )
+
+
+def _wal(con: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode (it stays so; a no-op when it is)."""
+    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        con.execute("PRAGMA journal_mode=WAL")
+
+
+def _init(con: sqlite3.Connection) -> None:
+    """Make the file a GeoPackage (a new file, or one GDAL wrote before), inside the
+    transaction that writes it first.
+    """
+    if con.execute("PRAGMA application_id").fetchone()[0] == 0:
+        con.execute("PRAGMA application_id = 1196444487")  # 'GPKG'
+        con.execute("PRAGMA user_version = 10300")
+    for stmt in _CORE:
+        con.execute(stmt)
+    con.executemany("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", _SRS)
+
+
+class GeoPackageStore(Store):
+    """The embedded store: one ``.gpkg`` file (opens in QGIS as it is)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+
+    def __repr__(self) -> str:
+        return f"GeoPackageStore({self.url!r})"
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self, wait: float = 30.0) -> sqlite3.Connection:
+        con = sqlite3.connect(
+            self.path, timeout=wait, isolation_level=None, check_same_thread=False
+        )
+        con.execute("PRAGMA synchronous=FULL")  # a commit survives a crash of the machine
+        _register_functions(con)
+        return con
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection in one read transaction (``None`` when there is no file yet)."""
+        if not self.path.exists():
+            yield None
+            return
+        with contextlib.closing(self._connect()) as con:
+            con.execute("BEGIN")
+            try:
+                yield con
+            finally:
+                con.execute("COMMIT")
+
+    def names(self) -> set[str]:
+        """The gridgis layers in the file (from ``gpkg_contents``)."""
+        with self._reading() as con:
+            return set() if con is None else _names(con)
+
+    def versions(self) -> dict[str, int]:
+        """Layer → write counter (from the file's ``gridgis_versions`` table)."""
+        with self._reading() as con:
+            if con is None:
+                return {}
+            try:
+                return {r[0]: int(r[1]) for r in con.execute(f"SELECT layer, v FROM {_VERSIONS}")}
+            except sqlite3.OperationalError:  # a GeoPackage gridgis has not written yet
+                return {"*": self.path.stat().st_mtime_ns}
+
+    def layers(self) -> dict[str, int]:
+        """Layer name → row count."""
+        with self._reading() as con:
+            if con is None:
+                return {}
+            names = _names(con)
+            return {
+                n: con.execute(f"SELECT count(*) FROM {_q(n)}").fetchone()[0]
+                for n in schema.LAYERS
+                if n in names
+            }
+
+    def read(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a layer (bbox via the GeoPackage R-tree)."""
+        spec = self._spec(name)
+        with self._reading() as con:
+            if con is None or name not in _names(con):
+                raise self._missing(name, _names(con) if con is not None else ())
+            return _read(con, spec, bbox if spec.geometry else None, where, columns)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        """A read-only transaction over one committed state of the file."""
+        with self._reading() as con:
+            if con is None:
+                yield _EmptyTx(self)
+            else:
+                yield _GpkgTx(self, con)
+
+    @contextlib.contextmanager
+    def transaction(self, *, lock: Iterable[str] = (), wait: float | None = None) -> Iterator[Tx]:
+        """``BEGIN IMMEDIATE`` on the file: the one writer lock, held to the commit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        wait = DEFAULT_WAIT if wait is None else wait
+        started = time.monotonic()
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        con = self._connect(wait)
+        committed = False
+        try:
+            try:
+                _wal(con)
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise StoreBusyError(
+                        f"{self.url} is being written by another process or request; gave up "
+                        f"after {time.monotonic() - started:.0f} s, try again"
+                    ) from None
+                raise StoreError(f"cannot write {self.url}: {exc}") from None
+            tx = _GpkgTx(self, con)
+            try:
+                _init(con)
+                yield tx
+                tx.bump()
+                con.execute("COMMIT")
+                committed = True
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+            if new and not committed:  # a first write that failed leaves no file behind
+                for p in (
+                    self.path,
+                    *(self.path.with_name(self.path.name + x) for x in ("-wal", "-shm")),
+                ):
+                    p.unlink(missing_ok=True)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove temporary copies that writers of earlier gridgis versions (which wrote a
+        copy and swapped it in) left behind when they were killed.
+        """
+        for leftover in self.path.parent.glob(f".{self.path.stem}.*.tmp.gpkg"):
+            leftover.unlink(missing_ok=True)
+
+    def page(
+        self,
+        name: str,
+        *,
+        bbox: BBox | None = None,
+        where: Where | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        cql: Any = None,
+    ) -> Page:
+        """Filter and page in SQLite (bbox: the R-tree, then the exact test on the
+        candidates only); a CQL2 filter is evaluated on the bbox/attribute candidates.
+        """
+        spec = self._spec(name)
+        with self._reading() as con:
+            if con is None or name not in _names(con):
+                raise self._missing(name, _names(con) if con is not None else ())
+            if cql is not None:
+                return _page_cql(con, spec, bbox, where, limit, offset, cql)
+            return _page(con, spec, bbox, where, limit, offset)
+
+
+class _EmptyTx(Tx):
+    """The snapshot of a store that has no file yet."""
+
+    def __init__(self, store: GeoPackageStore) -> None:
+        self.store = store
+
+    def names(self) -> set[str]:
+        return set()
+
+    def read(self, name: str, **_kw: Any) -> pd.DataFrame:
+        raise self.store._missing(name, ())
+
+    def _replace(self, name: str, df: pd.DataFrame) -> None:
+        raise StoreError("a snapshot is read-only")
+
+    insert = update = delete = _replace  # type: ignore[assignment]
+
+
+def _page(
+    con: sqlite3.Connection,
+    spec: schema.Layer,
+    bbox: BBox | None,
+    where: Where | None,
+    limit: int,
+    offset: int,
+) -> Page:
+    name = spec.name
+    conds = check_where(spec, where)
+    sql = [f"{_q(c)} IN ({', '.join('?' * len(vs))})" for c, vs in conds.items()]
+    params: list[Any] = [v for vs in conds.values() for v in vs]
+    order = ", ".join(map(_q, spec.key))
+    if bbox is not None and spec.geometry:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        sql.append(
+            f"fid IN (SELECT id FROM {_q(f'rtree_{name}_{GEOM}')} "
+            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+        )
+        params += [x1, x0, y1, y0]
+        rows = con.execute(
+            f"SELECT fid, {_q(GEOM)} FROM {_q(name)} WHERE {' AND '.join(sql)} ORDER BY {order}",
+            params,
+        ).fetchall()
+        hit = shapely.intersects(_wkb([r[1] for r in rows]), shapely.box(x0, y0, x1, y1))
+        fids = [r[0] for r, h in zip(rows, hit, strict=True) if h]
+        matched, fids = len(fids), fids[offset : offset + limit]
+    else:
+        cond = " AND ".join(sql) or "1"
+        matched = int(
+            con.execute(f"SELECT count(*) FROM {_q(name)} WHERE {cond}", params).fetchone()[0]
+        )
+        fids = [
+            r[0]
+            for r in con.execute(
+                f"SELECT fid FROM {_q(name)} WHERE {cond} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, int(limit), int(offset)],
+            )
+        ]
+    present = set(_table_columns(con, name))
+    cols = spec.columns
+    select = ", ".join(_q(c) if c in present else "NULL" for c in cols)
+    got: dict[int, tuple] = {}
+    if fids:
+        geom = f", {_q(GEOM)}" if spec.geometry else ""
+        marks = ", ".join("?" * len(fids))
+        for r in con.execute(
+            f"SELECT fid, {select}{geom} FROM {_q(name)} WHERE fid IN ({marks})", fids
+        ):
+            got[r[0]] = r[1:]
+    bools = [i for i, f in enumerate(spec.fields) if f.kind == "bool"]
+    rows_out, geometry = [], []
+    for fid in fids:
+        r = list(got[fid])
+        for i in bools:
+            r[i] = None if r[i] is None else bool(r[i])
+        rows_out.append(dict(zip(cols, r[: len(cols)], strict=True)))
+        if spec.geometry:
+            blob = r[len(cols)]
+            geometry.append(None if blob is None else shapely.to_geojson(_wkb([blob])[0]))
+    return Page(name, rows_out, geometry if spec.geometry else [None] * len(fids), matched)
+
+
+def _page_cql(
+    con: sqlite3.Connection,
+    spec: schema.Layer,
+    bbox: BBox | None,
+    where: Where | None,
+    limit: int,
+    offset: int,
+    cql: Any,
+) -> Page:
+    from pygeofilter.backends.geopandas.evaluate import to_filter
+
+    df = _read(con, spec, bbox if spec.geometry else None, where, None)
+    if len(df):
+        fields = {c: c for c in spec.columns} | {"geometry": "geometry"}
+        mask = to_filter(df, cql, fields)
+        # a constant predicate (1=1, FALSE) evaluates to one boolean for the whole frame
+        mask = np.broadcast_to(np.asarray(mask, dtype=bool), (len(df),))
+        df = df[mask]
+    df = df.sort_values(list(spec.key))
+    matched, df = len(df), df.iloc[offset : offset + limit]
+    rows = df[spec.columns].astype(object).where(df[spec.columns].notna(), None)
+    geometry: list[str | None] = (
+        [None if g is None else str(shapely.to_geojson(g)) for g in df.geometry.values]
+        if spec.geometry
+        else [None] * len(df)
+    )
+    return Page(spec.name, rows.to_dict("records"), geometry, matched)
