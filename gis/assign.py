@@ -21,18 +21,17 @@ from scipy.optimize import linear_sum_assignment
 import geopandas as gpd
 import shapely
 
-from gis.partition import (
+from gis.graphcut import (
     METRES_PER_DEGREE,
-    Band,
-    _Graph,
-    _make_contiguous,
-    _metis,
-    _Refiner,
+    Graph,
+    Refiner,
+    connected,
+    make_contiguous,
+    metis,
     shared_borders,
 )
+from gis.rules import Band
 from gis.staffing import StaffRules
-
-LOAD_BAND = (300, 400)
 
 
 @dataclass
@@ -65,7 +64,7 @@ def roles(workers: pd.DataFrame, window: pd.Series) -> pd.DataFrame:
     return w
 
 
-def _grid_graph(polys: np.ndarray, hh: np.ndarray) -> _Graph:
+def _grid_graph(polys: np.ndarray, hh: np.ndarray) -> Graph:
     n = len(polys)
     a, b, shared = shared_borders(polys)
     nbrs: list[list[int]] = [[] for _ in range(n)]
@@ -76,10 +75,10 @@ def _grid_graph(polys: np.ndarray, hh: np.ndarray) -> _Graph:
             nbrs[i].append(j)
             nbrs[j].append(i)
     xy = shapely.get_coordinates(shapely.point_on_surface(polys))
-    return _Graph(xy, hh.astype(float), [np.array(sorted(v), dtype=np.int64) for v in nbrs], ew)
+    return Graph(xy, hh.astype(float), [np.array(sorted(v), dtype=np.int64) for v in nbrs], ew)
 
 
-def _groups(g: _Graph, k: int) -> np.ndarray:
+def _groups(g: Graph, k: int, load_band: tuple[float, float]) -> np.ndarray:
     """K connected groups of grids with balanced households (small largest load)."""
     n = len(g.w)
     if k >= n:
@@ -87,15 +86,15 @@ def _groups(g: _Graph, k: int) -> np.ndarray:
     total = float(g.w.sum())
     avg = total / k
     band = Band(
-        min=int(min(LOAD_BAND[0], math.floor(avg))),
+        min=int(min(load_band[0], math.floor(avg))),
         target=int(round(avg)),
-        max=int(max(LOAD_BAND[1], math.ceil(avg))),
+        max=int(max(load_band[1], math.ceil(avg))),
     )
     nodes = np.arange(n)
     best: tuple[float, np.ndarray] | None = None
     for seed in range(4):
-        lab = _make_contiguous(g, nodes, _metis(g, nodes, k, band, seed=seed, ufactor=30))
-        r = _Refiner(g, nodes, lab, band)
+        lab = make_contiguous(g, nodes, metis(g, nodes, k, band, seed=seed, ufactor=30))
+        r = Refiner(g, nodes, lab, band)
         r.run(max_steps=50 * n)
         r.anneal(np.random.default_rng(seed), iters=300 * n)
         r.run(max_steps=50 * n)
@@ -107,12 +106,10 @@ def _groups(g: _Graph, k: int) -> np.ndarray:
     return _fill_empty(g, np.unique(best[1], return_inverse=True)[1].ravel(), k)
 
 
-def _fill_empty(g: _Graph, labels: np.ndarray, k: int) -> np.ndarray:
+def _fill_empty(g: Graph, labels: np.ndarray, k: int) -> np.ndarray:
     """Open groups METIS left empty: the largest group gives up a grid on its edge (one
     whose removal keeps the group connected) until there are k groups.
     """
-    from gis.partition import _connected
-
     labels = labels.copy()
     while int(labels.max()) + 1 < k:
         loads = np.bincount(labels, weights=g.w)
@@ -121,7 +118,7 @@ def _fill_empty(g: _Graph, labels: np.ndarray, k: int) -> np.ndarray:
             if len(members) < 2:
                 continue
             for n in sorted(members, key=lambda n: g.w[n]):
-                if _connected(members - {n}, g.nbrs):
+                if connected(members - {n}, g.nbrs):
                     labels[n] = int(labels.max()) + 1
                     break
             else:
@@ -229,7 +226,7 @@ def assign(
         g = _grid_graph(gi.geometry.values, hh)
         codes_ = gi["code"].tolist()
         old = {c: prev.get(c) for c in codes_}
-        fresh = _groups(g, k)
+        fresh = _groups(g, k, rules.policy_range)
         keep_old = (
             all(v is not None and v in names for v in old.values()) and len(set(old.values())) <= k
         )
@@ -277,18 +274,19 @@ def assign(
             after.setdefault(label_worker[int(labels[i])], set()).add(c)
         if len(prev):
             moved += len([w for w in set(before) | set(after) if before.get(w) != after.get(w)])
-        possible = _possible(hh, len(names), *LOAD_BAND)
+        lo, hi = rules.policy_range
+        possible = _possible(hh, len(names), lo, hi)
         for w in names:
             held = after.get(w, set())
             load = float(sum(hh[codes_.index(c)] for c in held))
-            in_band = LOAD_BAND[0] <= load <= LOAD_BAND[1]
+            in_band = lo <= load <= hi
             note = ""
             if not held:
                 note = f"{len(names)} grid workers for {len(codes_)} grids: no grid left (support)"
             elif not in_band and not possible:
                 note = (
                     f"{len(codes_)} grids of {int(hh.min())}–{int(hh.max())} households cannot be grouped "
-                    f"into {len(names)} loads of {LOAD_BAND[0]}–{LOAD_BAND[1]}"
+                    f"into {len(names)} loads of {lo:g}–{hi:g}"
                 )
             elif not in_band:
                 note = "the grids' adjacency leaves no connected grouping inside the band"

@@ -20,14 +20,9 @@ import geopandas as gpd
 import shapely
 
 from gis import schema
-from gis.partition import (
-    Band,
-    GridRules,
-    _divide_community,
-    _scale_and_roads,
-    number_grids,
-    shared_borders,
-)
+from gis.graphcut import shared_borders
+from gis.partition import divide_community, number_grids, scale_and_roads
+from gis.rules import Band, GridRules
 
 
 @dataclass
@@ -137,7 +132,7 @@ def update(
     history = history if history is not None else schema.empty("grid_history")
     when = (today or date.today()).isoformat()
     kinds = communities.set_index("code")["kind"]
-    scale, tree = _scale_and_roads(communities, roads)
+    scale, tree = scale_and_roads(communities, roads)
     polys = grids.geometry.values
     owner = _assign(shapely.get_coordinates(buildings.geometry.values), polys)
     hh_b = buildings["households"].to_numpy(dtype=float)
@@ -163,7 +158,7 @@ def update(
             members = idx[region]
             area = shapely.union_all(polys[members])
             inside = np.flatnonzero(np.isin(owner, members))
-            made = _divide_community(area, bxy[inside], hh_b[inside], band, tree, scale)
+            made = divide_community(area, bxy[inside], hh_b[inside], band, tree, scale)
             rows = number_grids(code, area, made, seqs, hh_b[inside], res_b[inside])
             seqs |= {r["seq"] for r in rows}
             new_rows += rows

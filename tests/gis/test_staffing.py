@@ -15,7 +15,8 @@ import shapely
 
 from gis.assign import assign
 from gis.errors import ValidationError
-from gis.partition import _connected, divide
+from gis.graphcut import connected
+from gis.partition import divide
 from gis.regrid import update
 from gis.staffing import GradeRules, StaffRules, apportion, payroll, quotas, salary_table
 
@@ -126,7 +127,7 @@ def _check_assignment(grids, a):
         for x, y in zip(i, j, strict=True):
             if x != y and shapely.intersection(polys[x].boundary, polys[y].boundary).length > 0:
                 nbrs[x].append(y)
-        assert _connected(set(range(len(codes))), [np.array(n) for n in nbrs]), worker
+        assert connected(set(range(len(codes))), [np.array(n) for n in nbrs]), worker
 
 
 def test_assignment_invariants_and_stability(district_city):
