@@ -14,12 +14,11 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 
 import pandas as pd
 
 from gis.errors import ValidationError
-from gis.store import Store
+from gis.store import Store, Tx, now
 
 ROLES = ("viewer", "supervisor", "planner", "admin")
 
@@ -49,22 +48,15 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _now() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
-
-
 def create_key(
-    store: Store, role: str, scope: str | None = None, name: str | None = None
+    store: Store, role: str, scope: str | None = None, name: str | None = None, *, who: str = "cli"
 ) -> tuple[str, pd.Series]:
     """A new key for ``role`` (inside ``scope``): returns the key (shown once) and its row."""
     problems = []
     if role not in ROLES:
         problems.append(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if scope is not None:
-        if not (scope.isdigit() and len(scope) in (6, 9, 12)):
-            problems.append(f"scope {scope!r} is not a district, street or community code")
-        elif not _code_exists(store, scope):
-            problems.append(f"scope {scope!r}: no such district, street or community in the store")
+    if scope is not None and not (scope.isdigit() and len(scope) in (6, 9, 12)):
+        problems.append(f"scope {scope!r} is not a district, street or community code")
     if problems:
         raise ValidationError("keys create", problems)
     key = "gg_" + secrets.token_urlsafe(32)
@@ -75,21 +67,24 @@ def create_key(
             "role": [role],
             "scope": [scope],
             "hash": [digest(key)],
-            "created": [_now()],
+            "created": [now()],
             "revoked": [None],
         }
     )
-    if store.has("api_keys"):
-        store.insert("api_keys", row)
-    else:
-        store.write({"api_keys": row})
-    audit(store, "cli", "keys.create", row["id"].iloc[0], f"role={role} scope={scope}")
+    with store.transaction() as tx:
+        if scope is not None and not _code_exists(tx, scope):
+            raise ValidationError(
+                "keys create",
+                [f"scope {scope!r}: no such district, street or community in the store"],
+            )
+        tx.insert("api_keys", row)
+        tx.audit(who, "keys.create", row["id"].iloc[0], f"role={role} scope={scope}")
     return key, row.iloc[0]
 
 
-def _code_exists(store: Store, code: str) -> bool:
+def _code_exists(tx: Tx, code: str) -> bool:
     layer = {6: "districts", 9: "streets", 12: "communities"}[len(code)]
-    return store.has(layer) and len(store.read(layer, where={"code": code})) > 0
+    return tx.has(layer) and len(tx.read(layer, where={"code": code})) > 0
 
 
 def keys(store: Store) -> pd.DataFrame:
@@ -99,13 +94,14 @@ def keys(store: Store) -> pd.DataFrame:
     return store.read("api_keys").drop(columns="hash")
 
 
-def revoke(store: Store, key_id: str) -> None:
+def revoke(store: Store, key_id: str, *, who: str = "cli") -> None:
     """Revoke a key by id (it stays listed, marked revoked)."""
-    known = keys(store)
-    if key_id not in set(known["id"]):
-        raise ValidationError("keys revoke", [f"no key {key_id!r}"])
-    store.update("api_keys", key_id, {"revoked": _now()})
-    audit(store, "cli", "keys.revoke", key_id, None)
+    with store.transaction() as tx:
+        known = tx.read("api_keys", where={"id": key_id}) if tx.has("api_keys") else ()
+        if not len(known):
+            raise ValidationError("keys revoke", [f"no key {key_id!r}"])
+        tx.update("api_keys", key_id, {"revoked": now()})
+        tx.audit(who, "keys.revoke", key_id, None)
 
 
 def principals(store: Store) -> dict[str, Principal]:
@@ -118,21 +114,3 @@ def principals(store: Store) -> dict[str, Principal]:
         h: Principal(n, r, s if isinstance(s, str) and s else None)
         for h, n, r, s in zip(k["hash"], k["name"], k["role"], k["scope"], strict=True)
     }
-
-
-def audit(store: Store, who: str, action: str, target: str, detail: str | None) -> None:
-    """Record one write: who, when, what."""
-    row = pd.DataFrame(
-        {
-            "id": [uuid.uuid4().hex],
-            "at": [_now()],
-            "who": [who],
-            "action": [action],
-            "target": [target],
-            "detail": [detail],
-        }
-    )
-    if store.has("audit"):
-        store.insert("audit", row)
-    else:
-        store.write({"audit": row})

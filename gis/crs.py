@@ -9,6 +9,7 @@ by fixed-point iteration to well under a millimetre, far inside the 0.5 m requir
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -188,3 +189,69 @@ def outside_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     y = np.asarray(lat, dtype=float)
     x0, y0, x1, y1 = CHINA_BOUNDS
     return ~((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+
+
+# --- the names every endpoint accepts for a CRS ------------------------------------------
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+# no authority code exists for the Chinese web-map systems
+GCJ02 = "http://www.opengis.net/def/crs/gridgis/0/GCJ02"
+BD09 = "http://www.opengis.net/def/crs/gridgis/0/BD09"
+_WEB = {GCJ02: (wgs84_to_gcj02, gcj02_to_wgs84), BD09: (wgs84_to_bd09, bd09_to_wgs84)}
+
+
+def crs_uri(epsg: int) -> str:
+    """The OGC URI of an EPSG code."""
+    return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+
+
+def offered(metric_epsg: int) -> list[str]:
+    """The CRSs the service reads and writes: CRS84 (stored), CGCS2000 and WGS84
+    geographic, the city's Gauss–Krüger zone, and GCJ-02 / BD-09 for web-map clients.
+    """
+    return [CRS84, crs_uri(4490), crs_uri(4326), crs_uri(metric_epsg), GCJ02, BD09]
+
+
+def resolve(text: str | None, metric_epsg: int) -> str:
+    """The URI a ``crs`` parameter names (default CRS84); ``InvalidCRSError`` if not offered.
+
+    Accepted: the URIs of :func:`offered`, ``CRS84``/``wgs84``, ``EPSG:4326``,
+    ``EPSG:4490``/``cgcs2000``, ``EPSG:<zone>``, ``gcj02`` and ``bd09`` (any case).
+    """
+    if text is None:
+        return CRS84
+    key = text.strip().lower()
+    aliases = {
+        "crs84": CRS84, "wgs84": CRS84, "ogc:crs84": CRS84, "epsg:4326": crs_uri(4326),
+        "epsg:4490": crs_uri(4490), "cgcs2000": crs_uri(4490), "gcj02": GCJ02, "gcj-02": GCJ02,
+        "bd09": BD09, "bd-09": BD09, f"epsg:{metric_epsg}": crs_uri(metric_epsg),
+    }  # fmt: skip
+    choices = offered(metric_epsg)
+    uri = aliases.get(key) or next((u for u in choices if u.lower() == key), None)
+    if uri is None:
+        raise InvalidCRSError(f"crs {text!r} is not offered; use one of {', '.join(choices)}")
+    return uri
+
+
+@functools.lru_cache(maxsize=32)
+def transformer(
+    uri: str, inverse: bool = False, axis_order: bool = True
+) -> Callable[..., tuple[Array, Array]]:
+    """A function ``(x, y) → (x, y)`` of arrays from CRS84 to ``uri`` (``inverse``: back).
+
+    ``axis_order``: coordinates in the CRS's own axis order as OGC API – Features Part 2
+    asks (latitude first for EPSG:4326/4490, northing first for the Gauss–Krüger zone);
+    otherwise easting/longitude first, as ``lon``/``lat`` parameters are.
+    """
+    if uri == CRS84:
+        return lambda x, y: (np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    if uri in _WEB:
+        return _WEB[uri][1 if inverse else 0]
+    target = pyproj.CRS.from_epsg(int(uri.rsplit("/", 1)[1]))
+    src, dst = ("OGC:CRS84", target) if not inverse else (target, "OGC:CRS84")
+    return pyproj.Transformer.from_crs(src, dst, always_xy=not axis_order).transform
+
+
+def geographic(uri: str) -> bool:
+    """Whether coordinates in ``uri`` are longitude/latitude degrees."""
+    return uri in (CRS84, GCJ02, BD09, crs_uri(4326), crs_uri(4490))

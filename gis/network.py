@@ -96,3 +96,23 @@ def nearest(net: Network, sources: np.ndarray, targets: np.ndarray) -> np.ndarra
 def _padded(g: csr_matrix, size: int) -> csr_matrix:
     coo = g.tocoo()
     return coo_matrix((coo.data, (coo.row, coo.col)), shape=(size, size)).tocsr()
+
+
+def reach_areas(net: Network, xy: np.ndarray, radius: float, *, widen: float = 25.0) -> list:
+    """For each point of ``xy`` (metric), the road segments it reaches within ``radius``
+    metres (its access walk included), widened by ``widen`` metres: a walking service area.
+    A point that reaches no segment gets the ``widen`` circle around itself.
+    """
+    v, a = snap(net, xy)
+    d = dijkstra(net.graph, directed=False, indices=v, limit=radius) + a[:, None]
+    coo = net.graph.tocoo()
+    areas = []
+    for i in range(len(xy)):
+        ok = (d[i, coo.row] <= radius) & (d[i, coo.col] <= radius) & (coo.row < coo.col)
+        segs = (
+            shapely.linestrings(np.stack([net.xy[coo.row[ok]], net.xy[coo.col[ok]]], axis=1))
+            if ok.any()
+            else np.array([shapely.Point(xy[i])], dtype=object)
+        )
+        areas.append(shapely.union_all(shapely.buffer(segs, widen, quad_segs=2)))
+    return areas

@@ -323,6 +323,36 @@ LAYERS: dict[str, Layer] = {
             "方案",
         ),
         Layer(
+            "settings",
+            ("key",),
+            (
+                Field("key", "str", pattern=r"^[a-z][a-z0-9_.]*$", label="规则"),
+                Field("value", "str", label="值 (JSON)"),
+                Field("updated", "str", label="修改时间"),
+                Field("who", "str", label="修改人"),
+            ),
+            None,
+            "城市规则",
+        ),
+        Layer(
+            "quotas",
+            ("code",),
+            (
+                _code("code", "community", label="社区代码"),
+                Field("name", "str", label="社区/村"),
+                Field("kind", "str", choices=("urban", "rural"), label="类型"),
+                Field("households", "int", minimum=0, label="户数"),
+                Field("policy_min", "int", minimum=0, label="政策下限"),
+                Field("policy_max", "int", minimum=0, label="政策上限"),
+                Field("rule_quota", "int", minimum=0, label="规则定额"),
+                Field("quota", "int", minimum=0, label="核定后定额"),
+                Field("window", "int", minimum=0, label="窗口人员"),
+                Field("grid_workers", "int", minimum=0, label="网格员"),
+            ),
+            None,
+            "社区工作者定额",
+        ),
+        Layer(
             "api_keys",
             ("id",),
             (

@@ -21,9 +21,10 @@ from gis import schema, siting
 from gis.assign import assign
 from gis.coverage import compute
 from gis.partition import divide
-from gis.staffing import quotas
+from gis.staffing import StaffRules
 from gis.store import GeoPackageStore, PostGISStore, Store
 from gis.synth import build_city
+from gis.workflows.staff import quota_table
 from maps import browser
 
 POSTGIS_URL = os.environ.get("GRIDGIS_TEST_POSTGIS")
@@ -106,8 +107,8 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Store:  # noqa: ANN001
 def map_frames(district_city) -> dict[str, pd.DataFrame]:
     f = {k: v.copy() for k, v in district_city.items()}
     f["grids"] = divide(f["communities"], f["buildings"], f["roads"]).grids
-    hh = f["buildings"].groupby("community_code")["households"].sum()
-    staffed = assign(f["grids"], quotas(f["communities"], hh), f["workers"])
+    f["quotas"] = quota_table(f["communities"], f["buildings"], StaffRules())
+    staffed = assign(f["grids"], f["quotas"], f["workers"])
     f["workers"] = staffed.workers[schema.layer("workers").columns]
     f["assignments"] = staffed.assignments
     cv = compute(

@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.http import create_app
 
 IN, OUT = "370405001", "370405100"  # the supervisors' street, and another one
 ROLES = ("anonymous", "bad key", "viewer", "supervisor", "supervisor_other", "planner", "admin")

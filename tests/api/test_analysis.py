@@ -7,7 +7,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.http import create_app
 from gis import access
 from gis.store import GeoPackageStore
 

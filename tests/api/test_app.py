@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.http import create_app
 from gis import access
 
 STREET = "370405001"

@@ -9,7 +9,7 @@ from geojson_pydantic import Feature, FeatureCollection
 
 import shapely
 
-from api.app import create_app
+from api.http import create_app
 
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 
@@ -161,13 +161,14 @@ def _first(coords):
 
 
 def test_part2_crs(api):
-    """Output in CGCS2000 (lat, lon), the metric zone (northing, easting) and GCJ-02;
-    bbox given in another CRS; a CRS not offered is a 400."""
-    from gis.crs import wgs84_to_gcj02
+    """Output in CGCS2000 (lat, lon), the metric zone (northing, easting), GCJ-02 and
+    BD-09 (the names /locate takes too); bbox given in another CRS; a CRS not offered is a
+    400."""
+    from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 
     client, store = api
     meta = client.get("/collections/grids").json()
-    assert meta["storageCrs"].endswith("CRS84") and len(meta["crs"]) == 5
+    assert meta["storageCrs"].endswith("CRS84") and len(meta["crs"]) == 6
     metric = next(c for c in meta["crs"] if c.rsplit("/", 1)[1].startswith("45"))
     code = store.read("grids")["code"].iloc[0]
     base = client.get(f"/collections/grids/items/{code}").json()
@@ -186,6 +187,9 @@ def test_part2_crs(api):
     g = client.get(f"/collections/grids/items/{code}?crs=gcj02").json()
     gx, gy = (float(v) for v in wgs84_to_gcj02(lon, lat))
     assert _first(g["geometry"]["coordinates"]) == pytest.approx([gx, gy], abs=1e-6)
+    b = client.get(f"/collections/grids/items/{code}?crs=bd09").json()
+    bx, by = (float(v) for v in wgs84_to_bd09(lon, lat))
+    assert _first(b["geometry"]["coordinates"]) == pytest.approx([bx, by], abs=1e-6)
     # the same bbox in CRS84 and in the metric zone finds the same grids
     box = (117.62, 34.55, 117.68, 34.60)
     plain = client.get(

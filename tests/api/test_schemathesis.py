@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 
-from api.app import create_app
+from api.http import create_app
 from gis import access
 from gis.store import GeoPackageStore
 

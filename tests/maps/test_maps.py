@@ -11,6 +11,7 @@ import pytest
 import shapely
 
 from gis.crs import wgs84_to_gcj02
+from gis import mapdata
 from maps import browser, views
 from tests.api.test_cli import run
 
@@ -74,12 +75,13 @@ def test_empty_layers_still_render_and_say_so(chromium, map_frames, tmp_path):
     bare = f["communities"]["code"].iloc[0]
     f["grids"] = f["grids"][f["grids"]["community_code"] != bare]
     f["facilities"] = f["facilities"][f["facilities"]["type"] != "kindergarten"]
-    gm = views.coverage_map(f, "kindergarten", community=bare)
+    sc = mapdata.scope(f, community=bare)
+    gm = views.coverage_detail_map(mapdata.coverage_detail(f, "kindergarten", sc))
     page, errors = _open(gm.save(tmp_path / "bare.html"), "empty_coverage.png")
     assert errors == [] and page.facts["ready"] > 0
     assert "该范围尚无网格" in page.facts["legend"] and "该范围无幼儿园" in page.facts["legend"]
     assert "幼儿园 （无要素）" in page.facts["layers"]
-    gm = views.staffing_map(f, community=bare)
+    gm = views.staffing_map(mapdata.staffing(f, sc))
     page, errors = _open(gm.save(tmp_path / "bare_staff.html"), "empty_staffing.png")
     assert errors == [] and "该范围尚无网格" in page.facts["legend"]
     assert "网格（按责任网格员着色） （无要素）" in page.facts["layers"]
@@ -110,8 +112,9 @@ def test_amap_overlay_lines_up_with_gcj02(chromium, map_frames, tmp_path):
     x, y = keys[inside][0]
     gx, gy = (float(v) for v in wgs84_to_gcj02(x, y))
     assert float(_metres(np.array([[x, y]]), (gx, gy))[0]) > 100  # the shift is real
-    plain = views.coverage_map(map_frames, "elderly_day_care", street=STREET).html()
-    amap = views.coverage_map(map_frames, "elderly_day_care", street=STREET, tiles="amap")
+    d = mapdata.coverage_detail(map_frames, "elderly_day_care", mapdata.scope(map_frames, STREET))
+    plain = views.coverage_detail_map(d).html()
+    amap = views.coverage_detail_map(d, tiles="amap")
     out = amap.save(tmp_path / "amap.html")
     shifted = _coords(out.read_text(encoding="utf-8"))
     assert _metres(shifted, (gx, gy)).min() < 5

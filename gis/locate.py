@@ -19,26 +19,8 @@ import shapely
 from gis import crs as gcrs
 from gis.crs import metric_crs_of
 
-CRS_ALIASES = {
-    "crs84": "wgs84",
-    "http://www.opengis.net/def/crs/ogc/1.3/crs84": "wgs84",
-    "epsg:4326": "wgs84",
-    "wgs84": "wgs84",
-    # CGCS2000 and WGS84 differ by centimetres: the same numbers serve
-    "epsg:4490": "wgs84",
-    "http://www.opengis.net/def/crs/epsg/0/4490": "wgs84",
-    "http://www.opengis.net/def/crs/epsg/0/4326": "wgs84",
-    "gcj02": "gcj02",
-    "bd09": "bd09",
-}
-
-
-def system_of(crs: str | None) -> str:
-    """The coordinate system of a ``crs`` parameter; ``ValueError`` if unknown."""
-    key = (crs or "crs84").strip().lower()
-    if key not in CRS_ALIASES:
-        raise ValueError(f"crs {crs!r} is not one of CRS84, EPSG:4326, EPSG:4490, gcj02, bd09")
-    return CRS_ALIASES[key]
+#: the layers a locator is built from
+LAYERS = ("districts", "streets", "communities", "grids", "assignments", "workers", "facilities")
 
 
 class Locator:
@@ -79,14 +61,15 @@ class Locator:
                 self.types[str(t)] = (cKDTree(xy[idx]), fac.iloc[idx][["id", "name"]])
 
     def locate(
-        self, lon: np.ndarray, lat: np.ndarray, system: str = "wgs84"
+        self, x: np.ndarray, y: np.ndarray, crs: str = gcrs.CRS84
     ) -> list[dict[str, Any] | None]:
-        """One answer per point (``None`` outside the city)."""
+        """One answer per point (``None`` outside the city); ``x, y`` are longitude and
+        latitude (or easting and northing) in ``crs``, a URI of :func:`gis.crs.resolve`.
+        """
+        lon, lat = gcrs.transformer(crs, inverse=True, axis_order=False)(
+            np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        )
         lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        if system == "gcj02":
-            lon, lat = gcrs.gcj02_to_wgs84(lon, lat)
-        elif system == "bd09":
-            lon, lat = gcrs.bd09_to_wgs84(lon, lat)
         pts = shapely.points(lon, lat)
         comm = _first_hit(self.ctree, pts)
         grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)

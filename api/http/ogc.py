@@ -1,4 +1,5 @@
-"""OGC API – Features, Part 1 (Core, GeoJSON, HTML, OpenAPI 3.0) over a gridgis store.
+"""OGC API – Features documents (Parts 1–3) over a gridgis store: collections, pages of
+features, links, CRS reprojection, CQL2 filters.
 
 Collections are the store's layers as other systems need them, cut by the caller's role
 (see :mod:`gis.access`): viewers read the aggregated layers; supervisors also read workers and
@@ -8,7 +9,6 @@ store's SQL (:meth:`gis.store.Store.page`).
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 import math
@@ -23,10 +23,11 @@ import pandas as pd
 
 import shapely
 
+from gis import crs as gcrs
 from gis import schema
 from gis.access import Principal
+from gis.crs import CRS84
 
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
@@ -299,60 +300,14 @@ _LINK = re.compile(r"&quot;(https?://[^&\s]+?)&quot;")
 
 # -- Part 2: coordinate reference systems ------------------------------------------------
 
-GCJ02 = "http://www.opengis.net/def/crs/gridgis/0/GCJ02"  # no authority code exists for it
-
-
-def crs_uri(epsg: int) -> str:
-    """The OGC URI of an EPSG code."""
-    return f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
-
-
-def crs_list(metric_epsg: int) -> list[str]:
-    """The output CRSs: CRS84 (stored), CGCS2000 and WGS84 geographic, the city's metric
-    zone, and GCJ-02 for clients drawing on Amap tiles.
-    """
-    return [CRS84, crs_uri(4490), crs_uri(4326), crs_uri(metric_epsg), GCJ02]
-
-
-def pick_crs(text: str | None, metric_epsg: int) -> str:
-    """The URI a ``crs``/``bbox-crs`` parameter names; ``ValueError`` if not offered."""
-    if text is None:
-        return CRS84
-    t = text.strip()
-    aliases = {"crs84": CRS84, "gcj02": GCJ02, "epsg:4490": crs_uri(4490),
-               "epsg:4326": crs_uri(4326), f"epsg:{metric_epsg}": crs_uri(metric_epsg)}  # fmt: skip
-    t = aliases.get(t.lower(), t)
-    offered = crs_list(metric_epsg)
-    if t not in offered:
-        raise ValueError(f"crs {text!r} is not offered; use one of {', '.join(offered)}")
-    return t
-
-
-@functools.lru_cache(maxsize=16)
-def _transformer(uri: str, inverse: bool = False) -> Any:
-    """A function (x, y) arrays -> (x, y) arrays from CRS84 to ``uri`` (or back), in the
-    target's own axis order (latitude first for EPSG:4326/4490, northing first for the
-    Gauss–Krüger zone), as OGC API – Features Part 2 asks.
-    """
-    import pyproj
-
-    from gis import crs as gcrs
-
-    if uri == GCJ02:
-        return gcrs.gcj02_to_wgs84 if inverse else gcrs.wgs84_to_gcj02
-    target = pyproj.CRS.from_epsg(int(uri.rsplit("/", 1)[1]))
-    src, dst = ("OGC:CRS84", target) if not inverse else (target, "OGC:CRS84")
-    return pyproj.Transformer.from_crs(src, dst, always_xy=False).transform
-
 
 def reproject_geojson(geometry: list[str | None], uri: str) -> list[str | None]:
-    """GeoJSON geometry texts from CRS84 into ``uri``."""
+    """GeoJSON geometry texts from CRS84 into ``uri`` (its own axis order)."""
     if uri == CRS84 or not geometry:
         return geometry
-    fn = _transformer(uri)
+    fn = gcrs.transformer(uri)
     geoms = shapely.from_geojson(np.asarray(geometry, dtype=object))
-
-    digits = 7 if uri in (GCJ02, crs_uri(4490), crs_uri(4326)) else 3
+    digits = 7 if gcrs.geographic(uri) else 3
 
     def move(xy: np.ndarray) -> np.ndarray:
         a, b = fn(xy[:, 0], xy[:, 1])
@@ -369,7 +324,7 @@ def bbox_to_crs84(bbox: tuple[float, float, float, float], uri: str) -> tuple[fl
     x0, y0, x1, y1 = bbox
     xs = np.array([x0, x1, x0, x1, (x0 + x1) / 2, (x0 + x1) / 2, x0, x1])
     ys = np.array([y0, y0, y1, y1, y0, y1, (y0 + y1) / 2, (y0 + y1) / 2])
-    lon, lat = _transformer(uri, inverse=True)(xs, ys)
+    lon, lat = gcrs.transformer(uri, inverse=True)(xs, ys)
     lon, lat = np.asarray(lon), np.asarray(lat)
     return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
 

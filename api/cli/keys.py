@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Annotated
 
 import typer
 
-from api.options import JsonOpt, StoreOpt
+from api.cli.output import JsonOpt, StoreOpt, actor, console, emit, open_, table
 from gis import access
-from gis.store import open_store
 
 app = typer.Typer(help="接口密钥 — API keys and their roles.", no_args_is_help=True)
 
@@ -26,9 +24,7 @@ def create(
     store: StoreOpt = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only hashed."""
-    from api.cli import console, store_spec
-
-    key, row = access.create_key(open_store(store_spec(store)), role, scope, name)
+    key, row = access.create_key(open_(store), role, scope, name, who=actor().name)
     console.print(
         f"key {row['id']} ({row['name']}): role {role}, scope {scope or 'all'}; "
         "send it as the X-API-Key header. It is shown only now:",
@@ -40,13 +36,8 @@ def create(
 @app.command("list")
 def list_keys(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
     """List the keys (never the keys themselves)."""
-    from api.cli import _table, console, store_spec
-
-    df = access.keys(open_store(store_spec(store)))
-    if as_json:
-        sys.stdout.write(json.dumps(df.to_dict("records"), ensure_ascii=False, default=str) + "\n")
-        return
-    console.print(_table("API keys", df.fillna("—")))
+    df = access.keys(open_(store))
+    emit(as_json, df.to_dict("records"), lambda: console.print(table("API keys", df.fillna("—"))))
 
 
 @app.command("revoke")
@@ -55,7 +46,5 @@ def revoke(
     store: StoreOpt = None,
 ) -> None:
     """Revoke a key."""
-    from api.cli import console, store_spec
-
-    access.revoke(open_store(store_spec(store)), key_id)
+    access.revoke(open_(store), key_id, who=actor().name)
     console.print(f"revoked {key_id}")

@@ -1,0 +1,97 @@
+"""The app factory: one FastAPI app serving one store.
+
+Routers per resource (features, locate, analysis, scenarios, jobs, edits, maps) get the
+store, the layer cache and the settings through :func:`api.http.context.context`; every
+route resolves the caller from ``X-API-Key``. Errors are problem documents
+(:mod:`api.http.errors`).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from api.http import analysis, edits, errors, features, jobs, locate, maps, scenarios
+from api.http.context import Context, Layers
+from api.settings import Settings
+from gis.store import Store, open_store
+
+
+def create_app(
+    store: str | Store | None = None,
+    *,
+    settings: Settings | None = None,
+    anonymous_read: bool | None = None,
+) -> FastAPI:
+    """The app serving ``store`` (default: the settings' store, ``$GRIDGIS_STORE``).
+
+    Parameters
+    ----------
+    store
+        A store, or its spec (a ``.gpkg`` path or a PostGIS URL).
+    settings
+        The service settings (default: read from the environment now).
+    anonymous_read
+        Overrides ``settings.anonymous_read``.
+    """
+    settings = settings or Settings()
+    if anonymous_read is not None:
+        settings = settings.model_copy(update={"anonymous_read": anonymous_read})
+    s = store if isinstance(store, Store) else open_store(settings.store_spec(store))
+    ctx = Context(s, settings, Layers(s))
+    ctx.jobs = jobs.Jobs()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # a few worker threads, not anyio's 40: the handlers hold the GIL between their
+        # SQL round trips, and fewer threads switch less under load
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        # each request makes many short-lived objects; collecting the young generation less
+        # often keeps the full collections (long pauses over the cached layers) rare
+        gc.set_threshold(50_000, 20, 20)
+        yield
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="gridgis",
+        description="社区网格化服务管理 GIS — OGC API – Features over grids, workers and "
+        "facility coverage; dispatch look-up; maps. Send the key as `X-API-Key`.",
+        version="0.1",
+        responses=errors.responses(),
+    )
+    app.state.ctx = ctx
+    errors.install(app, ctx.outage, settings.retry_after)
+    app.middleware("http")(_guard(ctx))
+    for r in (features, locate, analysis, scenarios, jobs, edits, maps):
+        app.include_router(r.router)
+    return app
+
+
+def _guard(
+    ctx: Context,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """Refuse bodies over the limit; turn a bug into a logged 500 without internals; note
+    when the store answers again after an outage.
+    """
+    limit = ctx.settings.max_body
+
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > limit):
+            return errors.problem(413, f"request body over {limit:,} bytes")
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # a bug must not show its trace or SQL to the client
+            return errors.internal(request, exc)
+        if response.status_code < 500:
+            ctx.outage.up()
+        return response
+
+    return guard

@@ -1,0 +1,101 @@
+"""What every request handler reaches: the store, the layer cache, the settings, the jobs.
+
+Layers the routes need often (communities, grids, keys…) are read once and kept while the
+store is unchanged (its version is asked at most every half second); anything derived
+from them (a locator, a siting planner, a map page) is memoised under the same version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pandas as pd
+from fastapi import Request
+
+from api.http.errors import Outage
+from api.settings import Settings
+from gis.store import Store
+from gis.workflows.base import with_catalogue
+
+T = TypeVar("T")
+
+
+class Layers:
+    """The store's layers, read on first use and again only when the store changes
+    (a :class:`gis.workflows.base.Inputs` for the read-only workflows).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lock = threading.Lock()
+        self.version: Any = None
+        self.checked = 0.0
+        self.names: set[str] = set()
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.cache: OrderedDict[tuple, Any] = OrderedDict()
+
+    def refresh(self, force: bool = False) -> None:
+        """Drop what was read if the store changed (asked at most every half second)."""
+        now = time.monotonic()
+        with self.lock:
+            if not force and now - self.checked < 0.5:
+                return
+            v = self.store.version()
+            self.checked = now
+            if force or v != self.version:
+                self.frames, self.cache, self.version = {}, OrderedDict(), v
+                self.names = self.store.names()
+
+    def has(self, name: str) -> bool:
+        """Whether the store holds layer ``name``."""
+        self.refresh()
+        return name in self.names
+
+    def get(self, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+        """The layers of ``names`` the store holds (the catalogue for facility types)."""
+        self.refresh()
+        with self.lock:
+            todo = [n for n in names if n not in self.frames and n in self.names]
+            if todo:
+                self.frames.update(self.store.read_many(todo))
+            out = {n: self.frames[n] for n in names if n in self.frames}
+        return with_catalogue(out, names)
+
+    def memo(self, key: tuple, make: Callable[[], T], size: int = 32) -> T:
+        """``make()`` computed once per store version and key (the last ``size`` kept)."""
+        self.refresh()
+        with self.lock:
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key]  # type: ignore[no-any-return]
+        value = make()
+        with self.lock:
+            self.cache[key] = value
+            while len(self.cache) > size:
+                self.cache.popitem(last=False)
+        return value
+
+
+@dataclass
+class Context:
+    """The service's state, one per app."""
+
+    store: Store
+    settings: Settings
+    layers: Layers
+    outage: Outage = field(default_factory=Outage)
+    jobs: Any = None  # api.http.jobs.Jobs, set by the app factory
+
+    def changed(self) -> None:
+        """Forget what this process cached (after a write it made)."""
+        self.layers.refresh(force=True)
+
+
+def context(request: Request) -> Context:
+    """The app's context (a FastAPI dependency)."""
+    return request.app.state.ctx  # type: ignore[no-any-return]

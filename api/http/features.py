@@ -1,0 +1,270 @@
+"""OGC API – Features routes: landing page, conformance, collections, items, one item."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from api.http import ogc
+from api.http.deps import Caller, Ctx, Fmt, base, reply, wants_html
+from api.http.errors import Problem
+from gis import crs as gcrs
+from gis.access import Principal
+from gis.crs import metric_crs
+
+router = APIRouter(tags=["OGC API – Features"])
+GEOJSON = "application/geo+json"
+HTML_TOO: dict[int | str, dict[str, Any]] = {200: {"content": {"text/html": {}}}}
+GEOJSON_OR_HTML: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            GEOJSON: {"schema": {"type": "object", "required": ["type"]}},
+            "text/html": {"schema": {"type": "string"}},
+        }
+    }
+}
+
+
+class GeoJSONResponse(Response):
+    """A GeoJSON document."""
+
+    media_type = GEOJSON
+
+
+def extent(ctx: Ctx) -> tuple[float, ...] | None:
+    """The city's extent (every layer lies in it; a layer's own bounds would mean a scan)."""
+
+    def make() -> tuple[float, ...] | None:
+        if not ctx.layers.has("districts"):
+            return None
+        return tuple(
+            round(float(v), 6) for v in ctx.layers.get(("districts",))["districts"].total_bounds
+        )
+
+    return ctx.layers.memo(("extent",), make)
+
+
+def metric_epsg(ctx: Ctx) -> int:
+    """The city's Gauss–Krüger zone (by the centre of the districts)."""
+    b = extent(ctx)
+    return int(metric_crs((b[0] + b[2]) / 2).to_epsg() or 4548) if b else 4548
+
+
+def collection(cid: str, who: Principal, ctx: Ctx) -> ogc.Collection:
+    """The collection ``cid`` as ``who`` may read it (404 unknown, 403 above its role)."""
+    c = ogc.COLLECTIONS.get(cid)
+    if c is None or not ctx.layers.has(c.layer):
+        raise Problem(404, f"no collection {cid!r}")
+    if not who.at_least(c.role):
+        raise Problem(403, f"collection {cid!r} needs the {c.role} role")
+    return c
+
+
+@router.get("/", responses=HTML_TOO)
+def landing(request: Request, who: Caller, f: Fmt = None) -> Response:
+    """Landing page."""
+    return reply(request, f, "gridgis", ogc.landing(base(request)))
+
+
+@router.get("/conformance", responses=HTML_TOO)
+def conformance(request: Request, who: Caller, f: Fmt = None) -> Response:
+    """Conformance classes."""
+    return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE})
+
+
+@router.get("/collections", responses=HTML_TOO)
+def collections(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
+    """The collections the caller may read."""
+    b, crs = base(request), gcrs.offered(metric_epsg(ctx))
+    docs = [
+        ogc.collection_doc(c, b, extent(ctx), crs)
+        for c in ogc.visible(who)
+        if ctx.layers.has(c.layer)
+    ]
+    links = [ogc.link(f"{b}/collections", "self", "application/json"),
+             ogc.link(f"{b}/collections?f=html", "alternate", "text/html")]  # fmt: skip
+    return reply(request, f, "Collections", {"links": links, "collections": docs})
+
+
+@router.get("/collections/{cid}", responses=HTML_TOO)
+def one_collection(request: Request, cid: str, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
+    """One collection's metadata."""
+    c = collection(cid, who, ctx)
+    doc = ogc.collection_doc(c, base(request), extent(ctx), gcrs.offered(metric_epsg(ctx)))
+    return reply(request, f, c.title, doc)
+
+
+@router.get("/collections/{cid}/queryables", responses=HTML_TOO)
+def queryables(request: Request, cid: str, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
+    """The properties a filter may use (JSON Schema)."""
+    c = collection(cid, who, ctx)
+    props = {
+        name: {"format": "geometry-any", "x-ogc-role": "primary-geometry"}
+        if kind == "geometry"
+        else {"type": kind}
+        for name, kind in ogc.filterable(c, who).items()
+    }
+    doc = {"$schema": "https://json-schema.org/draft/2020-12/schema",
+           "$id": f"{base(request)}/collections/{cid}/queryables", "type": "object",
+           "title": c.title, "properties": props}  # fmt: skip
+    return reply(request, f, f"{c.title} — queryables", doc)
+
+
+@dataclass
+class ItemsQuery:
+    """The parsed parameters of an items request."""
+
+    bbox: tuple[float, ...] | None
+    limit: int
+    offset: int
+    crs: str
+    cql: Any
+    where: dict[str, Any]
+
+
+def items_query(
+    request: Request,
+    cid: str,
+    who: Caller,
+    ctx: Ctx,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (see bbox-crs)")] = None,
+    limit: Annotated[int, Query(ge=1, le=ogc.MAX_LIMIT)] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    crs: Annotated[
+        str | None, Query(description="Output CRS (URI or name); default CRS84.")
+    ] = None,
+    bbox_crs: Annotated[
+        str | None, Query(alias="bbox-crs", description="CRS of bbox; default CRS84.")
+    ] = None,
+    filter: Annotated[
+        str | None,
+        Query(description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)"),
+    ] = None,
+    filter_lang: Annotated[Literal["cql2-text"] | None, Query(alias="filter-lang")] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="Only CRS84.")] = None,
+) -> ItemsQuery:
+    """Parse and check an items request: bbox (in its CRS), output CRS, CQL2, queryables."""
+    c = collection(cid, who, ctx)
+    epsg = metric_epsg(ctx)
+    out_crs, in_crs = gcrs.resolve(crs, epsg), gcrs.resolve(bbox_crs, epsg)
+    try:
+        box = ogc.parse_bbox(bbox, geographic=gcrs.geographic(in_crs))
+        if box is not None and in_crs != gcrs.CRS84:
+            box = ogc.bbox_to_crs84(box, in_crs)  # type: ignore[assignment]
+        if filter_crs is not None and gcrs.resolve(filter_crs, epsg) != gcrs.CRS84:
+            raise ValueError("filter-crs: only CRS84 is supported")
+        cql = (
+            ogc.parse_filter(filter, filter_lang, ogc.filterable(c, who))
+            if filter is not None
+            else None
+        )
+    except ValueError as exc:
+        raise Problem(400, str(exc)) from None
+    where: dict[str, Any] = {}
+    for k, v in request.query_params.items():
+        if k in ogc.RESERVED:
+            continue
+        if k not in c.queryables:
+            raise Problem(
+                400, f"unknown parameter {k!r}; queryables of {cid}: {', '.join(c.queryables)}"
+            )
+        where[k] = v
+    for k, codes in scope_where(c, who, ctx).items():
+        where[k] = ([where[k]] if where[k] in codes else ["-"]) if k in where else codes
+    return ItemsQuery(box, limit, offset, out_crs, cql, where)
+
+
+def scope_where(c: ogc.Collection, who: Principal, ctx: Ctx) -> dict[str, list[str]]:
+    """The filter that keeps a scoped key inside its jurisdiction."""
+    if c.jurisdiction is None or who.scope is None:
+        return {}
+    comms = ctx.layers.get(("communities",)).get("communities")
+    codes = [x for x in comms["code"] if who.covers(x)] if comms is not None else []
+    return {c.jurisdiction: codes or ["-"]}
+
+
+def grid_extra(c: ogc.Collection, ctx: Ctx) -> dict[str, dict[str, Any]] | None:
+    """More properties of a grid: the responsible worker's id, covered shares."""
+    if c.id != "grids":
+        return None
+
+    def make() -> dict[str, dict[str, Any]]:
+        f = ctx.layers.get(("assignments", "coverage"))
+        out: dict[str, dict[str, Any]] = {}
+        if "assignments" in f:
+            for g, w in zip(
+                f["assignments"]["grid_code"], f["assignments"]["worker_id"], strict=True
+            ):
+                out.setdefault(g, {})["worker_id"] = w
+        if "coverage" in f:
+            t = f["coverage"][f["coverage"]["level"] == "grid"]
+            for g, typ, share in zip(t["code"], t["type"], t["share"], strict=True):
+                out.setdefault(g, {})[f"share_{typ}"] = (
+                    None if share != share else round(float(share), 4)
+                )
+        return out
+
+    return ctx.layers.memo(("grid_extra",), make)
+
+
+def hidden(c: ogc.Collection, who: Principal) -> set[str]:
+    """The properties ``who`` does not see in ``c``."""
+    return set(c.hidden) | (set() if who.at_least("supervisor") else set(c.viewer_hidden))
+
+
+@router.get("/collections/{cid}/items", response_class=GeoJSONResponse, responses=GEOJSON_OR_HTML)
+def items(
+    request: Request, cid: str, who: Caller, ctx: Ctx, q: Annotated[ItemsQuery, Depends(items_query)],
+    f: Fmt = None,
+) -> Response:  # fmt: skip
+    """Features of a collection: bbox, attribute filters (queryables), CQL2, paging, CRS."""
+    c = ogc.COLLECTIONS[cid]
+    page = ctx.store.page(
+        c.layer, bbox=q.bbox, where=q.where, limit=q.limit, offset=q.offset, cql=q.cql
+    )
+    page.geometry = ogc.reproject_geojson(page.geometry, q.crs)
+    key = ctx.store._spec(c.layer).key[0]
+    params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "f")}
+    feats = ogc.features_json(page.rows, page.geometry, key, hidden(c, who), grid_extra(c, ctx))
+    text = ogc.collection_page(feats, page.matched, base(request), cid, params, q.limit, q.offset)
+    if wants_html(request, f):
+        return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs}>"})
+
+
+@router.get(
+    "/collections/{cid}/items/{fid}", response_class=GeoJSONResponse, responses=GEOJSON_OR_HTML
+)
+def item(
+    request: Request,
+    cid: str,
+    fid: str,
+    who: Caller,
+    ctx: Ctx,
+    crs: Annotated[
+        str | None, Query(description="Output CRS (URI or name); default CRS84.")
+    ] = None,
+    f: Fmt = None,
+) -> Response:
+    """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
+    c = collection(cid, who, ctx)
+    out_crs = gcrs.resolve(crs, metric_epsg(ctx))
+    key = ctx.store._spec(c.layer).key[0]
+    page = ctx.store.page(c.layer, where={key: fid}, limit=1)
+    if not page.rows or (
+        c.jurisdiction is not None and not who.covers(page.rows[0][c.jurisdiction])
+    ):
+        raise Problem(404, f"no feature {fid!r} in {cid}")
+    page.geometry = ogc.reproject_geojson(page.geometry, out_crs)
+    b = base(request)
+    feat = ogc.features_json(page.rows, page.geometry, key, hidden(c, who), grid_extra(c, ctx))[0]
+    links = [ogc.link(f"{b}/collections/{cid}/items/{fid}", "self", GEOJSON),
+             ogc.link(f"{b}/collections/{cid}", "collection", "application/json")]  # fmt: skip
+    text = feat[:-1] + ',"links":' + json.dumps(links) + "}"
+    if wants_html(request, f):
+        return HTMLResponse(ogc.as_html(fid, json.loads(text)))
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})

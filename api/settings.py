@@ -1,0 +1,39 @@
+"""The service's settings, read from the environment once (pydantic-settings).
+
+Both front doors take a :class:`Settings` object: ``create_app(settings=…)`` and the
+command line (``Settings()`` when it starts). Environment variables carry the ``GRIDGIS_``
+prefix (``GRIDGIS_STORE``, ``GRIDGIS_ANONYMOUS_READ``, ``GRIDGIS_THREADS``…), except the
+Tianditu key, which map tools know as ``TIANDITU_KEY``.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_STORE = "out/zaozhuang.gpkg"
+
+
+class Settings(BaseSettings):
+    """Where the data is and how the service behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDGIS_", extra="ignore")
+
+    store: str = Field(DEFAULT_STORE, description="A .gpkg path or a postgresql+psycopg:// URL.")
+    anonymous_read: bool = Field(
+        False, description="Let clients without a key read what a viewer may."
+    )
+    threads: int = Field(8, ge=1, le=64, description="Worker threads of the HTTP service.")
+    max_body: int = Field(2_000_000, ge=1_000, description="Largest request body, bytes.")
+    max_points: int = Field(10_000, ge=1, description="Most points in one POST /locate.")
+    edit_wait: float = Field(10.0, gt=0, description="Seconds an HTTP edit waits for a busy store.")
+    retry_after: int = Field(5, ge=1, description="Retry-After of a 503, seconds.")
+    tianditu_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("TIANDITU_KEY", "GRIDGIS_TIANDITU_KEY"),
+        description="Key for Tianditu base maps.",
+    )
+
+    def store_spec(self, given: str | None = None) -> str:
+        """The store to use: the one given, else the configured one."""
+        return given or self.store

@@ -1,0 +1,400 @@
+"""What each map shows, computed (the maps package only draws it).
+
+Per map kind, a dataclass of plain frames: the units with their shares, loads or flags, the
+facilities and service areas, the uncovered-household cells, the scenario's before and
+after. Everything a map needs to compute — a coverage run for a street, walking service
+areas, the colouring of neighbouring workers, quota flags — happens here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+import shapely
+
+from gis import network as gnet
+from gis import settings
+from gis.coverage import Coverage, compute
+from gis.crs import metric_crs_of
+from gis.errors import InputFileError, NotFoundError, ValidationError
+from gis.io import locate
+from gis.staffing import StaffRules
+
+Frames = dict[str, pd.DataFrame]
+
+#: the layers each map kind reads
+LAYERS = {
+    "coverage_city": ("districts", "streets", "communities", "facility_types", "coverage", "settings"),
+    "detail": (
+        "districts", "streets", "communities", "facility_types", "buildings", "facilities",
+        "grids", "roads", "assignments", "workers", "settings", "quotas",
+    ),
+    "staffing_city": ("streets", "communities", "buildings", "workers", "settings", "quotas"),
+    "scenario": (
+        "streets", "communities", "facility_types", "buildings", "facilities", "grids", "roads",
+        "scenarios", "settings",
+    ),
+}  # fmt: skip
+
+
+def _empty_gdf(*columns: str) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(columns=[*columns, "geometry"], geometry="geometry", crs=4326)
+
+
+@dataclass
+class Scope:
+    """Where a map looks: the whole city, one street or one community."""
+
+    level: str  # city | street | community
+    code: str | None
+    name: str
+    communities: gpd.GeoDataFrame
+
+    @property
+    def detail(self) -> bool:
+        """Whether the map shows one street or community in detail."""
+        return self.level != "city"
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """The scope's extent (EPSG:4326)."""
+        b = self.communities.total_bounds
+        return float(b[0]), float(b[1]), float(b[2]), float(b[3])
+
+
+def scope(f: Frames, street: str | None = None, community: str | None = None) -> Scope:
+    """The scope of a map, with a clear error for a code the store does not hold."""
+    need(f, "communities")
+    comms = f["communities"]
+    if street and community:
+        raise ValidationError("map", ["give --street or --community, not both"])
+    if community:
+        sel = comms[comms["code"] == community]
+        if not len(sel):
+            raise ValidationError("map", [f"no community {community!r} in the store"])
+        return Scope("community", community, str(sel["name"].iloc[0]), sel)
+    if street:
+        sel = comms[comms["street_code"] == street]
+        if not len(sel):
+            raise ValidationError("map", [f"no street {street!r} in the store"])
+        names = f["streets"].set_index("code")["name"] if "streets" in f else pd.Series()
+        return Scope("street", street, str(names.get(street, street)), sel)
+    return Scope("city", None, "", comms)
+
+
+def need(f: Frames, *layers: str) -> None:
+    """One clear error for the layers a map needs that the store does not hold."""
+    missing = [x for x in layers if x not in f]
+    if missing:
+        raise InputFileError(
+            f"the store holds no {', '.join(missing)} yet; build them first "
+            "(gridgis demo, or import, grids build, staff quota, staff assign)"
+        )
+
+
+def in_scope(f: Frames, sc: Scope, name: str) -> gpd.GeoDataFrame:
+    """The rows of a layer with a ``community_code`` inside the scope."""
+    df = f.get(name)
+    if df is None or not len(df):
+        return _empty_gdf("code")
+    return df[df["community_code"].isin(set(sc.communities["code"]))].reset_index(drop=True)
+
+
+def workers_of_grids(f: Frames) -> pd.DataFrame:
+    """grid_code → worker_id, worker name."""
+    if "assignments" not in f or "workers" not in f:
+        return pd.DataFrame(columns=["grid_code", "worker_id", "worker"])
+    a = f["assignments"][["grid_code", "worker_id"]]
+    names = f["workers"].set_index("id")["name"]
+    return a.assign(worker=a["worker_id"].map(names).fillna(a["worker_id"]))
+
+
+def type_row(f: Frames, type_code: str) -> pd.Series:
+    """The catalogue row of a facility type (clear error for an unknown one)."""
+    types = f["facility_types"].set_index("code")
+    if type_code not in types.index:
+        raise ValidationError(
+            "map",
+            [f"unknown facility type {type_code!r}; the catalogue has {', '.join(types.index)}"],
+        )
+    row = types.loc[type_code].copy()
+    row["code"] = type_code
+    return row
+
+
+def rules_of(f: Frames) -> settings.CityRules:
+    """The city's stored rules."""
+    return settings.decode(f.get("settings"))
+
+
+def network_mode(f: Frames) -> str:
+    """The coverage mode of the city: stored, else walking when there are roads."""
+    stored = rules_of(f).coverage_mode
+    return stored or ("network" if "roads" in f and len(f["roads"]) else "line")
+
+
+# --- coverage -------------------------------------------------------------------------------
+
+
+@dataclass
+class CoverageDetail:
+    """A street or community: shares per grid (or community), gaps, facilities."""
+
+    scope: Scope
+    type: pd.Series
+    mode: str
+    level: str  # grid | community
+    units: gpd.GeoDataFrame  # code, community, served, share, worker
+    roads: gpd.GeoDataFrame
+    uncovered: gpd.GeoDataFrame  # cells: households, class (0–3 by quartile)
+    gaps: gpd.GeoDataFrame  # served
+    facilities: gpd.GeoDataFrame  # id, name
+    service_areas: gpd.GeoDataFrame | None
+    has_grids: bool
+
+
+def coverage_detail(f: Frames, type_code: str | None, sc: Scope) -> CoverageDetail:
+    """Coverage of one type in a street or community, computed for the buildings there."""
+    need(f, "communities", "facility_types", "buildings", "facilities")
+    t = type_row(f, type_code or "community_service_station")
+    mode = network_mode(f)
+    b = in_scope(f, sc, "buildings")
+    grids = in_scope(f, sc, "grids")
+    cv = compute(b, f["facilities"], f["facility_types"], sc.communities,
+                 grids=grids if len(grids) else None, roads=f.get("roads"), mode=mode,
+                 only=[t["code"]])  # fmt: skip
+    level = "grid" if len(grids) else "community"
+    units = (grids if len(grids) else sc.communities).copy()
+    share = cv.table[cv.table["level"] == level].set_index("code")
+    units["served"] = units["code"].map(share["served"]).fillna(0).round().astype(int)
+    units["share"] = units["code"].map(share["share"])
+    cnames = sc.communities.set_index("code")["name"]
+    units["community"] = (units["community_code"] if level == "grid" else units["code"]).map(cnames)
+    w = workers_of_grids(f).set_index("grid_code")
+    units["worker"] = units["code"].map(w["worker"]) if level == "grid" else None
+    unc = b[~cv.buildings[f"covered_{t['code']}"].to_numpy()]
+    fac = f["facilities"]
+    view = shapely.box(*sc.communities.total_bounds).buffer(0.01)
+    fac = fac[(fac["type"] == t["code"]) & fac.within(view)].reset_index(drop=True)
+    areas = None
+    if mode == "network" and len(fac):
+        assert cv.space is not None and cv.space.network is not None
+        areas = service_areas(fac, cv.space.network, cv.space.crs, float(t["radius_m"]))
+    return CoverageDetail(
+        sc, t, mode, level, units, roads_in_view(f, sc), density(unc, cell=100.0),
+        cv.gaps.assign(served=cv.gaps["served"].round().astype(int)), fac, areas, bool(len(grids)),
+    )  # fmt: skip
+
+
+def roads_in_view(f: Frames, sc: Scope) -> gpd.GeoDataFrame:
+    """The roads crossing the scope's extent."""
+    roads = f.get("roads")
+    if roads is None or not len(roads):
+        return _empty_gdf("id")
+    return roads[roads.intersects(shapely.box(*sc.communities.total_bounds))]
+
+
+def density(b: gpd.GeoDataFrame, cell: float, column: str = "households") -> gpd.GeoDataFrame:
+    """Square cells of ``cell`` metres with the summed ``column`` of the buildings in each,
+    classed 0–3 by quartile.
+    """
+    if not len(b):
+        return _empty_gdf("households", "class")
+    metric = metric_crs_of(b)
+    xy = shapely.get_coordinates(b.to_crs(metric).geometry.values)
+    ij = np.floor(xy / cell).astype(np.int64)
+    keys, inv = np.unique(ij, axis=0, return_inverse=True)
+    hh = np.bincount(inv.ravel(), weights=b[column].to_numpy(dtype=float))
+    boxes = shapely.box(keys[:, 0] * cell, keys[:, 1] * cell, (keys[:, 0] + 1) * cell,
+                        (keys[:, 1] + 1) * cell)  # fmt: skip
+    g = gpd.GeoDataFrame({"households": hh.round().astype(int)}, geometry=boxes, crs=metric)
+    breaks = np.quantile(hh, [0.25, 0.5, 0.75]) if len(hh) > 3 else [1, 2, 3]
+    g["class"] = np.searchsorted(breaks, hh, side="right")
+    return g.to_crs(4326)
+
+
+def service_areas(
+    fac: gpd.GeoDataFrame, net: gnet.Network, metric: object, radius: float
+) -> gpd.GeoDataFrame:
+    """Each facility's walking service area: the road segments within ``radius`` metres on
+    the network (access walk included), widened by 25 m.
+    """
+    fxy = shapely.get_coordinates(fac.to_crs(metric).geometry.values)
+    areas = gnet.reach_areas(net, fxy, radius, widen=25.0)
+    return gpd.GeoDataFrame({"id": fac["id"].to_numpy()}, geometry=areas, crs=metric).to_crs(4326)
+
+
+@dataclass
+class CoverageOverview:
+    """The city: each community's covered share per facility type (stored coverage)."""
+
+    city: str
+    types: pd.DataFrame  # the catalogue rows shown
+    communities: gpd.GeoDataFrame  # code, name, share<i>, served<i> per type i
+    streets: gpd.GeoDataFrame | None
+    districts: gpd.GeoDataFrame | None
+    missing: list[str]  # types with no stored coverage (codes)
+
+
+def coverage_overview(f: Frames, type_code: str | None, lang: str = "zh") -> CoverageOverview:
+    """Communities shaded by the stored covered share, per type."""
+    need(f, "communities", "facility_types", "coverage")
+    types = f["facility_types"]
+    if type_code:
+        type_row(f, type_code)
+        types = types[types["code"] == type_code]
+    table = f["coverage"]
+    table = table[table["level"] == "community"]
+    base = f["communities"][["code", "name", "geometry"]].copy()
+    missing = []
+    for i, t in enumerate(types.itertuples(index=False)):
+        s = table[table["type"] == t.code].set_index("code")
+        if not len(s):
+            missing.append(str(t.code))
+        base[f"share{i}"] = base["code"].map(s["share"])
+        base[f"served{i}"] = base["code"].map(s["served"])
+    return CoverageOverview(rules_of(f).name(lang), types.reset_index(drop=True), base,
+                            f.get("streets"), f.get("districts"), missing)  # fmt: skip
+
+
+# --- staffing -------------------------------------------------------------------------------
+
+FLAGS = ("ok", "below_minimum", "under_quota", "over_quota")
+
+
+@dataclass
+class StaffingView:
+    """Communities with quota, roster and a flag; in detail, grids by responsible worker."""
+
+    city: str
+    scope: Scope
+    rules: StaffRules
+    communities: gpd.GeoDataFrame  # name, households, quota, roster, flag
+    grids: gpd.GeoDataFrame  # code, worker_id, worker, households, load, band, colour
+    out_of_band: gpd.GeoDataFrame = field(default_factory=lambda: _empty_gdf("code"))
+
+
+def staffing(f: Frames, sc: Scope, lang: str = "zh") -> StaffingView:
+    """Stored quotas against the roster, and in detail each grid's worker and load."""
+    need(f, "communities", "buildings", "quotas")  # quotas: gridgis staff quota
+    rules = rules_of(f)
+    hh = f["buildings"].groupby("community_code")["households"].sum()
+    q = f["quotas"].set_index("code")
+    roster = (
+        f["workers"].groupby("community_code").size() if "workers" in f else pd.Series(dtype=int)
+    )
+    comms = sc.communities.copy()
+    comms["households"] = comms["code"].map(hh).fillna(0).astype(int)
+    comms["quota"] = comms["code"].map(q["quota"]).fillna(0).astype(int)
+    comms["roster"] = comms["code"].map(roster).fillna(0).astype(int)
+    low = (comms["kind"] == "urban") & (comms["roster"] < rules.staff.urban_min)
+    comms["flag"] = np.select(
+        [low, comms["roster"] < comms["quota"], comms["roster"] > comms["quota"]],
+        list(FLAGS[1:]),
+        FLAGS[0],
+    )
+    view = StaffingView(rules.name(lang), sc, rules.staff, comms, _empty_gdf("code"))
+    if not sc.detail:
+        return view
+    grids = in_scope(f, sc, "grids")
+    g = grids.merge(workers_of_grids(f), left_on="code", right_on="grid_code", how="left")
+    load = g.groupby("worker_id")["households"].sum()
+    g["load"] = g["worker_id"].map(load).fillna(0).astype(int)
+    lo, hi = rules.staff.policy_range
+    g["band"] = np.where(g["worker_id"].isna(), "none",
+                         np.where((g["load"] >= lo) & (g["load"] <= hi), "in", "out"))  # fmt: skip
+    g["colour"] = g["worker_id"].map(colour_workers(g)).astype("Int64")
+    view.grids = g
+    view.out_of_band = g[g["band"] == "out"]
+    return view
+
+
+def colour_workers(g: gpd.GeoDataFrame) -> pd.Series:
+    """A colour number per worker such that workers with touching grids differ (greedy
+    colouring of the worker adjacency graph, largest first).
+    """
+    g = g[g["worker_id"].notna()].reset_index(drop=True)
+    graph = nx.Graph()
+    graph.add_nodes_from(g["worker_id"].unique())
+    if len(g) > 1:
+        tree = shapely.STRtree(g.geometry.values)
+        a, b = tree.query(g.geometry.values, predicate="intersects")
+        wa, wb = g["worker_id"].to_numpy()[a], g["worker_id"].to_numpy()[b]
+        graph.add_edges_from((x, y) for x, y in zip(wa, wb, strict=True) if x != y)
+    return pd.Series(nx.greedy_color(graph, strategy="largest_first"), dtype="Int64")
+
+
+# --- scenario -------------------------------------------------------------------------------
+
+
+@dataclass
+class ScenarioView:
+    """A saved scenario: sites, shares before and after per unit, newly covered units."""
+
+    name: str
+    scope: Scope
+    type: pd.Series
+    level: str
+    units: gpd.GeoDataFrame  # code, share_before, share_after
+    newly: gpd.GeoDataFrame  # code, before, after
+    sites: gpd.GeoDataFrame  # id
+    facilities: gpd.GeoDataFrame  # existing ones in view: id, name
+    ranking: pd.DataFrame  # rank, id, newly_covered, share_after (a site test)
+    results: dict  # the stored results (an optimisation's objective, gap, …)
+
+
+def scenario(f: Frames, name: str, street: str | None = None) -> ScenarioView:
+    """Coverage before and after a saved scenario's sites, in the streets they lie in."""
+    need(f, "scenarios", "communities", "buildings", "facilities", "facility_types")
+    rows = f["scenarios"]
+    row = rows[rows["id"] == name]
+    if not len(row):
+        known = ", ".join(rows["id"]) or "none"
+        raise NotFoundError("map", [f"no scenario named {name!r} (saved: {known})"])
+    row = row.iloc[0]
+    results = json.loads(row["results"] or "{}")
+    sites = pd.DataFrame(json.loads(row["sites"]))
+    t = type_row(f, results.get("type") or sites["type"].iloc[0])
+    pts = gpd.GeoDataFrame(sites, geometry=gpd.points_from_xy(sites["lon"], sites["lat"]), crs=4326)
+    sc = scope(f, street) if street is not None else _streets_of(f, pts)
+    b, grids = in_scope(f, sc, "buildings"), in_scope(f, sc, "grids")
+    mode = network_mode(f)
+    extra = gpd.GeoDataFrame(
+        {"id": pts["id"].astype(str), "name": pts["id"].astype(str), "type": t["code"],
+         "area_m2": pd.to_numeric(pts.get("area_m2"), errors="coerce"), "status": "existing"},
+        geometry=pts.geometry.values, crs=4326,
+    )  # fmt: skip
+
+    def cover(facilities: pd.DataFrame, network: gnet.Network | None = None) -> Coverage:
+        return compute(b, facilities, f["facility_types"], sc.communities,
+                       grids=grids if len(grids) else None, roads=f.get("roads"), mode=mode,
+                       only=[t["code"]], gaps=False, network=network)  # fmt: skip
+
+    before = cover(f["facilities"])
+    net = before.space.network if before.space is not None else None
+    after = cover(pd.concat([f["facilities"], extra], ignore_index=True), net)
+    level = "grid" if len(grids) else "community"
+    units = (grids if len(grids) else sc.communities)[["code", "geometry"]].copy()
+    for label, cv in (("before", before), ("after", after)):
+        s = cv.table[cv.table["level"] == level].set_index("code")
+        units[f"share_{label}"] = units["code"].map(s["share"])
+    gain = (units["share_after"].fillna(0) - units["share_before"].fillna(0)) > 1e-9
+    view = shapely.box(*sc.communities.total_bounds).buffer(0.01)
+    fac = f["facilities"]
+    fac = fac[(fac["type"] == t["code"]) & fac.within(view)].reset_index(drop=True)
+    ranking = pd.DataFrame(results.get("ranking") or [])
+    return ScenarioView(name, sc, t, level, units, units[gain.to_numpy()].copy(),
+                        pts[["id", "geometry"]], fac, ranking, results)  # fmt: skip
+
+
+def _streets_of(f: Frames, pts: gpd.GeoDataFrame) -> Scope:
+    comm = locate(pts.geometry, f["communities"]).dropna()
+    streets = sorted({c[:9] for c in comm})
+    sel = f["communities"][f["communities"]["street_code"].isin(streets)]
+    names = f["streets"].set_index("code")["name"] if "streets" in f else pd.Series()
+    return Scope("street", ",".join(streets), "、".join(str(names.get(s, s)) for s in streets), sel)

@@ -1,0 +1,108 @@
+"""Every word the maps show, in Chinese and English, in one table.
+
+``text(key, lang, **values)`` formats the entry; a key missing from the table is a bug and
+fails loudly (no silent fallback to the key).
+"""
+
+from __future__ import annotations
+
+LABELS: dict[str, tuple[str, str]] = {
+    # shared
+    "code": ("代码", "code"),
+    "community": ("社区", "community"),
+    "communities": ("社区边界", "community boundaries"),
+    "served": ("服务对象", "served"),
+    "covered": ("覆盖率", "covered"),
+    "covered share": ("覆盖率", "covered share"),
+    "worker": ("责任网格员", "worker"),
+    "roads": ("道路", "roads"),
+    "walk": ("步行", "walk"),
+    "straight": ("直线", "straight"),
+    "nobody": ("无服务对象", "no one to serve"),
+    # coverage
+    "coverage title": (
+        "{scope} · {type}覆盖 ({radius} m {how})",
+        "{scope} · {type} coverage ({radius} m {how})",
+    ),
+    "grid share": ("网格覆盖率", "grid covered share"),
+    "community share": ("社区覆盖率", "community covered share"),
+    "uncovered": ("未覆盖户数密度", "uncovered households"),
+    "uncovered households": ("未覆盖户数", "uncovered households"),
+    "gaps": ("覆盖缺口", "gap areas"),
+    "gap": ("覆盖缺口", "gap"),
+    "served in gap": ("缺口内服务对象", "served in gap"),
+    "service areas": ("服务范围 (步行)", "service areas (walking)"),
+    "no grids, by community": ("该范围尚无网格，按社区着色", "no grids here: shaded by community"),
+    "no facility": ("该范围无{type}", "no {type} here"),
+    "no gaps": ("无覆盖缺口", "no gap areas"),
+    "facilities and gaps": ("设施与缺口", "facilities and gaps"),
+    "overview title": ("{city} · 社区服务设施覆盖总览", "{city} — community service coverage"),
+    "type title": ("{city} · {type}覆盖", "{city} — {type} coverage"),
+    "community code": ("社区代码", "code"),
+    "streets": ("街道/镇", "streets"),
+    "street": ("街道/镇", "street"),
+    "districts": ("区县", "districts"),
+    "detail map": ("{name} 详细图", "{name}: detailed map"),
+    "not computed": ("未计算覆盖: {types}", "not computed: {types}"),
+    # staffing
+    "staffing title": ("{scope} · 社区工作者配备", "{scope} staffing"),
+    "ok": ("达标", "as quota"),
+    "below_minimum": ("低于最低配备", "below minimum"),
+    "under_quota": ("缺编", "under quota"),
+    "over_quota": ("超编", "over quota"),
+    "households": ("户数", "households"),
+    "quota": ("定额", "quota"),
+    "roster": ("在册", "roster"),
+    "flag": ("提示", "flag"),
+    "community staffing": ("社区配备", "community staffing"),
+    "unassigned": ("未分配", "unassigned"),
+    "in band": ("✓", "✓"),
+    "out of band": ("超出 {lo}–{hi}", "out of band"),
+    "grids by worker": ("网格（按责任网格员着色）", "grids by worker"),
+    "grid": ("网格代码", "grid"),
+    "grid households": ("网格户数", "grid households"),
+    "worker load": ("网格员总户数", "worker load"),
+    "band": ("{lo}–{hi} 户", "{lo}–{hi} band"),
+    "load out of band": ("负荷超出范围的网格", "worker load out of band"),
+    "communities (flags)": ("社区（配备提示）", "communities (flags)"),
+    "flagged": ("需关注的社区", "flagged communities"),
+    "no grids": ("该范围尚无网格", "no grids here"),
+    "workers": ("网格员", "workers"),
+    "one colour per worker": ("每种颜色一名网格员，相邻不同色", "one colour per worker"),
+    "load legend": ("负荷超出 {lo}–{hi} 户", "load out of band"),
+    # scenario
+    "scenario title": ("方案 {name} · {type} · {scope}", "Scenario {name} · {type} · {scope}"),
+    "share before": ("覆盖率（建设前）", "covered share (before)"),
+    "share after": ("覆盖率（建设后）", "covered share (after)"),
+    "newly covered": ("新增覆盖的网格", "newly covered grids"),
+    "change": ("覆盖率变化", "change"),
+    "scenario communities": ("社区边界", "communities"),
+    "existing type": ("现有{type}", "existing {type}"),
+    "sites": ("候选/选中站点", "candidate sites"),
+    "rank": ("排名", "rank"),
+    "site": ("候选点", "site"),
+    "gain": ("新增覆盖", "newly covered"),
+    "share after short": ("覆盖率(后)", "share after"),
+    "item": ("指标", "item"),
+    "value": ("值", "value"),
+    "objective": ("目标", "objective"),
+    "objective value": ("目标值", "value"),
+    "optimality gap": ("最优性差距", "gap"),
+    "results": ("方案结果 — {name}", "results — {name}"),
+    "no gain": ("无新增覆盖的网格", "no grid gains coverage"),
+    "site legend": ("站点", "sites"),
+    "candidate": ("候选/选中站点", "candidate"),
+    "existing": ("现有设施", "existing"),
+    "newly covered legend": ("新增覆盖网格", "newly covered"),
+}
+
+
+def text(key: str, lang: str, **values: object) -> str:
+    """The label ``key`` in ``lang`` (zh or en), with ``values`` filled in."""
+    zh, en = LABELS[key]
+    return (zh if lang == "zh" else en).format(**values)
+
+
+def sep(lang: str) -> str:
+    """The separator between notes."""
+    return "；" if lang == "zh" else "; "
