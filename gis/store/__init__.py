@@ -7,9 +7,23 @@ audit row of one change commit together or not at all, under a write lock held f
 reads the change depends on to its commit.
 """
 
-from gis.store.base import DEFAULT_WAIT, BBox, Page, Store, Tx, Where, audit_row, now, open_store
+import os
+
+from gis.errors import StoreError
+from gis.store.base import DEFAULT_WAIT, BBox, Page, Store, Tx, Where, audit_row, now
 from gis.store.gpkg import GeoPackageStore
 from gis.store.postgis import PostGISStore
+
+
+def open_store(spec: str | os.PathLike[str]) -> Store:
+    """Open a store from a ``.gpkg`` path or a ``postgresql+psycopg://`` URL."""
+    text = os.fspath(spec)
+    if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+        return PostGISStore(text)
+    if text.lower().endswith(".gpkg"):
+        return GeoPackageStore(text)
+    raise StoreError(f"cannot open store {text!r}: give a .gpkg path or a postgresql+psycopg:// URL")
+
 
 __all__ = [
     "DEFAULT_WAIT",

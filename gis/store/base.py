@@ -9,7 +9,6 @@ through it — whole layers, row edits, the audit row — commits together or no
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +24,7 @@ import geopandas as gpd
 import shapely
 
 from gis import schema
-from gis.errors import LayerNotFoundError, StoreError, ValidationError
+from gis.errors import LayerNotFoundError, ValidationError
 
 BBox = tuple[float, float, float, float]
 Where = Mapping[str, Any]
@@ -307,18 +306,3 @@ def update_values(spec: schema.Layer, values: Mapping[str, Any]) -> dict[str, An
     if not out:
         raise ValidationError(f"update of {spec.name}", ["no columns to update"])
     return out
-
-
-def open_store(spec: str | os.PathLike[str]) -> Store:
-    """Open a store from a ``.gpkg`` path or a ``postgresql+psycopg://`` URL."""
-    from gis.store.gpkg import GeoPackageStore
-    from gis.store.postgis import PostGISStore
-
-    text = os.fspath(spec)
-    if text.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return PostGISStore(text)
-    if text.lower().endswith(".gpkg"):
-        return GeoPackageStore(text)
-    raise StoreError(
-        f"cannot open store {text!r}: give a .gpkg path or a postgresql+psycopg:// URL"
-    )
