@@ -153,7 +153,7 @@ def metis(
         tp = [t / s * 0.999999 for t in tp]
     opts = pymetis.Options(seed=seed, ufactor=ufactor, contig=1, niter=20, ncuts=3)
     try:
-        _, parts = pymetis.partvoronoi_graph(
+        _, parts = pymetis.part_graph(
             k,
             xadj=xadj,
             adjncy=adjncy,
@@ -162,6 +162,8 @@ def metis(
             tpwgts=tp,
             options=opts,
         )
+    except (AttributeError, NameError):  # a bug here, not a graph METIS refuses
+        raise
     except Exception:  # METIS refuses some tiny or odd graphs: fall back to bisection
         return bisect(g.xy[nodes], w, k)
     return np.asarray(parts, dtype=np.int64)
