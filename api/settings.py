@@ -19,17 +19,21 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GRIDGIS_", extra="ignore")
 
-    store: str = Field(DEFAULT_STORE, description="A .gpkg path or a postgresql+psycopg:// URL.")
-    anonymous_read: bool = Field(
-        False, description="Let clients without a key read what a viewer may."
+    store: str = Field(
+        default=DEFAULT_STORE, description="A .gpkg path or a postgresql+psycopg:// URL."
     )
-    threads: int = Field(8, ge=1, le=64, description="Worker threads of the HTTP service.")
-    max_body: int = Field(2_000_000, ge=1_000, description="Largest request body, bytes.")
-    max_points: int = Field(10_000, ge=1, description="Most points in one POST /locate.")
-    edit_wait: float = Field(10.0, gt=0, description="Seconds an HTTP edit waits for a busy store.")
-    retry_after: int = Field(5, ge=1, description="Retry-After of a 503, seconds.")
+    anonymous_read: bool = Field(
+        default=False, description="Let clients without a key read what a viewer may."
+    )
+    threads: int = Field(default=8, ge=1, le=64, description="Worker threads of the HTTP service.")
+    max_body: int = Field(default=2_000_000, ge=1_000, description="Largest request body, bytes.")
+    max_points: int = Field(default=10_000, ge=1, description="Most points in one POST /locate.")
+    edit_wait: float = Field(
+        default=10.0, gt=0, description="Seconds an HTTP edit waits for a busy store."
+    )
+    retry_after: int = Field(default=5, ge=1, description="Retry-After of a 503, seconds.")
     tianditu_key: str | None = Field(
-        None,
+        default=None,
         validation_alias=AliasChoices("TIANDITU_KEY", "GRIDGIS_TIANDITU_KEY"),
         description="Key for Tianditu base maps.",
     )

@@ -66,7 +66,9 @@ def _top(name: str) -> str:
 def test_no_import_circle():
     g = _graph()
     # the walk sees the real dependencies (a walk that found nothing would pass vacuously)
-    assert g.has_edge("api.http.app", "api.http.features") and g.has_edge("gis.store", "gis.store.gpkg")
+    assert g.has_edge("api.http.app", "api.http.features") and g.has_edge(
+        "gis.store", "gis.store.gpkg"
+    )
     assert g.number_of_edges() > 150
     cycles = [c for c in nx.strongly_connected_components(g) if len(c) > 1]
     assert cycles == []

@@ -16,10 +16,12 @@ from gis import siting
 from gis.access import Principal
 from gis.errors import AccessError
 from gis.workflows import sites as wsites
+from gis.workflows.coverage import NEEDS, OPTIONAL
 from gis.workflows.staff import stored_quotas
 
 router = APIRouter()
 MAX_SITES = 2_000
+PLANNER_DEPS = (*NEEDS, *OPTIONAL, "settings")
 
 
 class Site(BaseModel):
@@ -72,14 +74,20 @@ def coverage_table(
 @router.get("/analysis/staffing", tags=["analysis"])
 def staffing_table(who: Caller, ctx: Ctx) -> JSONResponse:
     """The stored quota per community (under the city's rules and cap), with the roster."""
-    q = ctx.layers.memo(("staffing",), lambda: stored_quotas(ctx.layers.get(("quotas", "workers"))))
+    q = ctx.layers.memo(
+        ("staffing",),
+        ("quotas", "workers"),
+        lambda: stored_quotas(ctx.layers.get(("quotas", "workers"))),
+    )
     return JSONResponse({"rows": records(q[inside(who, q["code"])])})
 
 
 def planner(ctx: Ctx, type_code: str, mode: str | None) -> siting.Planner:
     """The siting context of a type, once per store version."""
     return ctx.layers.memo(
-        ("planner", type_code, mode), lambda: wsites.planner(ctx.layers, type_code, mode)
+        ("planner", type_code, mode),
+        PLANNER_DEPS,
+        lambda: wsites.planner(ctx.layers, type_code, mode),
     )
 
 

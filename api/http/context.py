@@ -26,30 +26,43 @@ T = TypeVar("T")
 
 
 class Layers:
-    """The store's layers, read on first use and again only when the store changes
+    """The store's layers, read on first use and again only when that layer changes
     (a :class:`gis.workflows.base.Inputs` for the read-only workflows).
+
+    The store's per-layer write counters are asked at most every half second; a layer that
+    changed is read again on its next use, and only what was derived from it is dropped
+    (each :meth:`memo` names the layers it depends on).
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.lock = threading.Lock()
-        self.version: Any = None
-        self.checked = 0.0
+        self.versions: dict[str, int] = {}
+        self.checked = -1.0
         self.names: set[str] = set()
         self.frames: dict[str, pd.DataFrame] = {}
-        self.cache: OrderedDict[tuple, Any] = OrderedDict()
+        self.cache: OrderedDict[tuple, tuple[frozenset[str], Any]] = OrderedDict()
 
     def refresh(self, force: bool = False) -> None:
-        """Drop what was read if the store changed (asked at most every half second)."""
+        """Drop what was read from layers that changed (asked at most every half second)."""
         now = time.monotonic()
         with self.lock:
             if not force and now - self.checked < 0.5:
                 return
-            v = self.store.version()
+            vs = self.store.versions()
             self.checked = now
-            if force or v != self.version:
-                self.frames, self.cache, self.version = {}, OrderedDict(), v
-                self.names = self.store.names()
+            changed = {n for n in set(vs) | set(self.versions) if vs.get(n) != self.versions.get(n)}
+            if not changed:
+                return
+            if "*" in changed:  # a store without per-layer counters: everything may have changed
+                changed |= set(self.frames) | {"*"}
+            for n in changed:
+                self.frames.pop(n, None)
+            self.cache = OrderedDict(
+                (k, v) for k, v in self.cache.items() if not (v[0] & changed or "*" in changed)
+            )
+            self.versions = vs
+            self.names = self.store.names()
 
     def has(self, name: str) -> bool:
         """Whether the store holds layer ``name``."""
@@ -66,16 +79,18 @@ class Layers:
             out = {n: self.frames[n] for n in names if n in self.frames}
         return with_catalogue(out, names)
 
-    def memo(self, key: tuple, make: Callable[[], T], size: int = 32) -> T:
-        """``make()`` computed once per store version and key (the last ``size`` kept)."""
+    def memo(self, key: tuple, deps: tuple[str, ...], make: Callable[[], T], size: int = 32) -> T:
+        """``make()`` computed once per key while none of the layers ``deps`` changes (the
+        last ``size`` results kept).
+        """
         self.refresh()
         with self.lock:
             if key in self.cache:
                 self.cache.move_to_end(key)
-                return self.cache[key]  # type: ignore[no-any-return]
+                return self.cache[key][1]  # type: ignore[no-any-return]
         value = make()
         with self.lock:
-            self.cache[key] = value
+            self.cache[key] = (frozenset(deps), value)
             while len(self.cache) > size:
                 self.cache.popitem(last=False)
         return value

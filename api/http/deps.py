@@ -26,7 +26,7 @@ def caller(request: Request, ctx: Ctx) -> Principal:
         if ctx.settings.anonymous_read:
             return ANONYMOUS
         raise Problem(401, "send an API key in the X-API-Key header")
-    keys = ctx.layers.memo(("keys",), lambda: access.principals(ctx.store))
+    keys = ctx.layers.memo(("keys",), ("api_keys",), lambda: access.principals(ctx.store))
     p = keys.get(access.digest(key))
     if p is None:
         raise Problem(401, "unknown or revoked API key")

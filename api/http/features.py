@@ -45,7 +45,7 @@ def extent(ctx: Ctx) -> tuple[float, ...] | None:
             round(float(v), 6) for v in ctx.layers.get(("districts",))["districts"].total_bounds
         )
 
-    return ctx.layers.memo(("extent",), make)
+    return ctx.layers.memo(("extent",), ("districts",), make)
 
 
 def metric_epsg(ctx: Ctx) -> int:
@@ -118,7 +118,7 @@ def queryables(request: Request, cid: str, who: Caller, ctx: Ctx, f: Fmt = None)
 class ItemsQuery:
     """The parsed parameters of an items request."""
 
-    bbox: tuple[float, ...] | None
+    bbox: tuple[float, float, float, float] | None
     limit: int
     offset: int
     crs: str
@@ -154,7 +154,7 @@ def items_query(
     try:
         box = ogc.parse_bbox(bbox, geographic=gcrs.geographic(in_crs))
         if box is not None and in_crs != gcrs.CRS84:
-            box = ogc.bbox_to_crs84(box, in_crs)  # type: ignore[assignment]
+            box = ogc.bbox_to_crs84(box, in_crs)
         if filter_crs is not None and gcrs.resolve(filter_crs, epsg) != gcrs.CRS84:
             raise ValueError("filter-crs: only CRS84 is supported")
         cql = (
@@ -208,7 +208,7 @@ def grid_extra(c: ogc.Collection, ctx: Ctx) -> dict[str, dict[str, Any]] | None:
                 )
         return out
 
-    return ctx.layers.memo(("grid_extra",), make)
+    return ctx.layers.memo(("grid_extra",), ("assignments", "coverage"), make)
 
 
 def hidden(c: ogc.Collection, who: Principal) -> set[str]:

@@ -35,7 +35,7 @@ class Points(BaseModel):
 
 def locator(ctx: Ctx) -> Locator:
     """The look-up structures of the current store version."""
-    return ctx.layers.memo(("locator",), lambda: Locator(ctx.layers.get(LAYERS)))
+    return ctx.layers.memo(("locator",), LAYERS, lambda: Locator(ctx.layers.get(LAYERS)))
 
 
 def shape(answer: dict[str, Any] | None, who: Principal) -> dict[str, Any] | None:

@@ -12,8 +12,8 @@ from maps import views
 router = APIRouter(tags=["maps"])
 
 
-def _page(ctx: Ctx, key: tuple, make: object) -> HTMLResponse:
-    return HTMLResponse(ctx.layers.memo(key, make))  # type: ignore[arg-type]
+def _page(ctx: Ctx, key: tuple, deps: tuple[str, ...], make: object) -> HTMLResponse:
+    return HTMLResponse(ctx.layers.memo(key, deps, make))  # type: ignore[arg-type]
 
 
 @router.get("/maps/coverage", response_class=HTMLResponse)
@@ -37,7 +37,10 @@ def coverage_map(
         o = mapdata.coverage_overview(ctx.layers.get(mapdata.LAYERS["coverage_city"]), type, lang)
         return views.coverage_overview_map(o, tiles=tiles, lang=lang, key=key).html()
 
-    return _page(ctx, ("coverage", type, street, community, tiles, lang), make)
+    kind = "detail" if street or community else "coverage_city"
+    return _page(
+        ctx, ("coverage", type, street, community, tiles, lang), mapdata.LAYERS[kind], make
+    )
 
 
 @router.get("/maps/staffing", response_class=HTMLResponse)
@@ -57,7 +60,7 @@ def staffing_map(
         v = mapdata.staffing(f, mapdata.scope(f, street, community), lang)
         return views.staffing_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
 
-    return _page(ctx, ("staffing", street, community, tiles, lang), make)
+    return _page(ctx, ("staffing", street, community, tiles, lang), mapdata.LAYERS[kind], make)
 
 
 @router.get("/maps/scenario/{name}", response_class=HTMLResponse)
@@ -75,4 +78,4 @@ def scenario_map(
         v = mapdata.scenario(ctx.layers.get(mapdata.LAYERS["scenario"]), name, street)
         return views.scenario_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
 
-    return _page(ctx, ("scenario", name, street, tiles, lang), make)
+    return _page(ctx, ("scenario", name, street, tiles, lang), mapdata.LAYERS["scenario"], make)

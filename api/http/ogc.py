@@ -317,7 +317,9 @@ def reproject_geojson(geometry: list[str | None], uri: str) -> list[str | None]:
     return [None if g is None else shapely.to_geojson(g) for g in moved]
 
 
-def bbox_to_crs84(bbox: tuple[float, float, float, float], uri: str) -> tuple[float, ...]:
+def bbox_to_crs84(
+    bbox: tuple[float, float, float, float], uri: str
+) -> tuple[float, float, float, float]:
     """A bbox given in ``uri`` (its axis order) as a CRS84 envelope."""
     if uri == CRS84:
         return bbox

@@ -22,7 +22,9 @@ def open_store(spec: str | os.PathLike[str]) -> Store:
         return PostGISStore(text)
     if text.lower().endswith(".gpkg"):
         return GeoPackageStore(text)
-    raise StoreError(f"cannot open store {text!r}: give a .gpkg path or a postgresql+psycopg:// URL")
+    raise StoreError(
+        f"cannot open store {text!r}: give a .gpkg path or a postgresql+psycopg:// URL"
+    )
 
 
 __all__ = [

@@ -9,7 +9,8 @@ is unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import pandas as pd
@@ -19,6 +20,8 @@ from gis.errors import InputFileError
 from gis.reference import facility_types
 from gis.store import Store, Tx
 
+#: layer name → input file
+Files = Mapping[str, str | os.PathLike[str]]
 #: called with a short description as each step of a long workflow starts
 Say = Callable[[str], None]
 #: called as ``tick(done, total)`` while a workflow goes through communities

@@ -16,7 +16,7 @@ from gis.access import Principal
 from gis.coverage import Coverage, compute
 from gis.reference import facility_types
 from gis.store import Store, Tx
-from gis.workflows.base import Inputs, read
+from gis.workflows.base import Files, Inputs, read
 
 NEEDS = ("buildings", "facilities", "communities")
 OPTIONAL = ("grids", "roads", "facility_types")
@@ -79,7 +79,7 @@ def compute_for(
 
 
 def from_files(
-    files: dict[str, os.PathLike[str]],
+    files: Files,
     out: os.PathLike[str],
     *,
     crs: str = "wgs84",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,14 +21,14 @@ from gis.staffing import payroll
 from gis.store import Store
 from gis.synth import build_city
 from gis.workflows import sites
-from gis.workflows.base import Say, Tick, quiet
+from gis.workflows.base import Files, Say, Tick, quiet
 from gis.workflows.staff import quota_table
 
 
 def import_files(
     store: Store,
     actor: Principal,
-    files: dict[str, os.PathLike[str]],
+    files: Files,
     *,
     crs: str = "wgs84",
     encoding: str | None = None,

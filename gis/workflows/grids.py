@@ -21,7 +21,7 @@ from gis.regrid import Update, update
 from gis.rules import GridRules
 from gis.settings import BandChange
 from gis.store import Store, Tx, now
-from gis.workflows.base import Tick, read
+from gis.workflows.base import Files, Tick, read
 
 #: the layers a division writes (and locks from its first read)
 WRITES = ("grids", "grid_history", "settings")
@@ -152,7 +152,7 @@ def report(
 
 
 def from_files(
-    files: dict[str, os.PathLike[str]],
+    files: Files,
     out: os.PathLike[str],
     *,
     crs: str = "wgs84",

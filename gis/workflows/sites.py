@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from gis.coverage import compute
 from gis.errors import ConflictError, NotFoundError, ValidationError
 from gis.reference import facility_types
 from gis.store import Store, now
-from gis.workflows.base import Inputs
+from gis.workflows.base import Files, Inputs
 from gis.workflows.coverage import NEEDS, OPTIONAL, compute_for
 
 SCENARIO_COLUMNS = ["id", "name", "author", "created", "sites", "results"]
@@ -49,7 +48,7 @@ def planner(inputs: Inputs, type_code: str, mode: str | None = None) -> siting.P
 
 
 def planner_from_files(
-    files: dict[str, os.PathLike[str]],
+    files: Files,
     type_code: str,
     *,
     crs: str = "wgs84",
@@ -220,7 +219,9 @@ def summary(s: dict[str, Any]) -> dict[str, Any]:
         "方案": s["id"],
         "创建人": s["author"],
         "创建时间": s["created"],
-        "类别": {"test": "候选点评估", "optimise": "选址优化"}.get(r.get("kind"), r.get("kind")),
+        "类别": {"test": "候选点评估", "optimise": "选址优化"}.get(
+            str(r.get("kind")), r.get("kind")
+        ),
         "设施类型": r.get("type"),
         "距离": r.get("mode"),
         "站点数": len(s["sites"]),

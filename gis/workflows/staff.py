@@ -16,7 +16,7 @@ from gis.assign import Assignment, assign
 from gis.errors import InputFileError, LayerNotFoundError, NotFoundError, ValidationError
 from gis.staffing import GradeRules, StaffRules, payroll, quotas, salary_table
 from gis.store import Store, Tx
-from gis.workflows.base import read
+from gis.workflows.base import Files, read
 
 QUOTA_WRITES = ("quotas", "settings")
 
@@ -84,7 +84,7 @@ def set_quotas(store: Store, actor: Principal, **rules: Any) -> QuotaResult:
     return QuotaResult(with_roster(q, workers), city.staff)
 
 
-def quotas_from_files(files: dict[str, os.PathLike[str]], **rules: Any) -> QuotaResult:
+def quotas_from_files(files: Files, **rules: Any) -> QuotaResult:
     """File mode: quotas for the communities and buildings of files (default rules)."""
     layers = gio.load(files)
     city = settings.with_staff(settings.CityRules(), **rules)
@@ -145,7 +145,7 @@ def run_payroll(
     store: Store,
     actor: Principal,
     *,
-    salary: os.PathLike[str] | None = None,
+    salary: str | os.PathLike[str] | None = None,
     on: date | None = None,
     **rules: Any,
 ) -> tuple[pd.DataFrame, dict[str, float]]:
@@ -162,7 +162,7 @@ def run_payroll(
         q = refresh_quotas(tx, city.staff)
         workers, totals = payroll(
             tx.read("workers"), q[q["kind"] == "urban"], grades=GradeRules(),
-            salaries=salary_table(salary), on=on or date.today(),
+            salaries=salary_table(os.fspath(salary) if salary is not None else None), on=on or date.today(),
         )  # fmt: skip
         tx.write({"workers": workers[schema.layer("workers").columns]})
         tx.audit(actor.name, "workers.payroll", "workers", f"{len(workers)} workers graded")

@@ -10,8 +10,8 @@ import pytest
 
 import shapely
 
-from gis.crs import wgs84_to_gcj02
 from gis import mapdata
+from gis.crs import wgs84_to_gcj02
 from maps import browser, views
 from tests.api.test_cli import run
 
