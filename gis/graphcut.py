@@ -155,16 +155,13 @@ def metis(
     try:
         _, parts = pymetis.part_graph(
             k,
-            xadj=xadj,
-            adjncy=adjncy,
+            pymetis.CSRAdjacency(adj_starts=xadj, adjacent=adjncy),
             vweights=np.maximum(w, 1).astype(np.int64).tolist(),
             eweights=eweights,
             tpwgts=tp,
             options=opts,
         )
-    except (AttributeError, NameError):  # a bug here, not a graph METIS refuses
-        raise
-    except Exception:  # METIS refuses some tiny or odd graphs: fall back to bisection
+    except RuntimeError:  # METIS refuses some tiny or odd graphs: fall back to bisection
         return bisect(g.xy[nodes], w, k)
     return np.asarray(parts, dtype=np.int64)
 
