@@ -150,7 +150,8 @@ def metis(
         rest = (total - w[huge].sum()) / (k - len(huge))
         tp = [float(w[h] / total) for h in huge] + [float(rest / total)] * (k - len(huge))
         s = sum(tp)
-        tp = [t / s * 0.999999 for t in tp]
+        tp = [t / s for t in tp]
+        tp[-1] = 1.0 - sum(tp[:-1])  # pymetis wants the shares to sum to one exactly
     opts = pymetis.Options(seed=seed, ufactor=ufactor, contig=1, niter=20, ncuts=3)
     try:
         _, parts = pymetis.part_graph(

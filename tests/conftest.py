@@ -180,3 +180,22 @@ def served(request, map_frames, tmp_path_factory) -> Iterator[tuple[Store, dict[
             )
         }
         yield s, keys
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def city(request, map_frames, tmp_path):
+    """A fresh store of either kind holding the test city."""
+    if request.param == "gpkg":
+        s = GeoPackageStore(tmp_path / "city.gpkg")
+        s.write(map_frames)
+        yield s
+        return
+    with _postgis_schema() as s:
+        s.write(map_frames)
+        yield s
+
+
+def store_spec(store: Store) -> str:
+    if isinstance(store, GeoPackageStore):
+        return str(store.path)
+    return store.engine.url.render_as_string(hide_password=False)

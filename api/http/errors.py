@@ -133,9 +133,11 @@ def install(app: FastAPI, outage: Outage, retry_after: int) -> None:
 
     async def on_domain(_r: Request, exc: Exception) -> JSONResponse:
         status = status_of(exc)
-        if isinstance(exc, StoreUnavailableError):
+        detail = str(exc)
+        if isinstance(exc, StoreUnavailableError):  # the log says which database; not the client
             outage.down(exc)
-        return problem(status, str(exc), later if status == 503 else None)
+            detail = f"the store cannot be reached right now; try again in {retry_after} s"
+        return problem(status, detail, later if status == 503 else None)
 
     handlers: dict[Any, Callable[..., Any]] = {
         Problem: on_problem, RequestValidationError: on_invalid, HTTPException: on_http,
