@@ -204,6 +204,22 @@ def _rtree_triggers(t: str) -> list[str]:
     ]
 
 
+def _insert_rows(
+    con: sqlite3.Connection, spec: schema.Layer, df: pd.DataFrame, chunk: int = 50_000
+) -> None:
+    """Insert the rows of ``df`` (checked) into the layer's table, ``chunk`` rows at a time
+    (the Python values of one chunk exist at once, not those of a whole city).
+    """
+    cols = [f.name for f in spec.fields] + ([GEOM] if spec.geometry else [])
+    sql = f"INSERT INTO {_q(spec.name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})"
+    for start in range(0, len(df), chunk):
+        part = df.iloc[start : start + chunk]
+        data = [_column_values(part, f) for f in spec.fields]
+        if spec.geometry:
+            data.append(_blobs(part.geometry.values))
+        con.executemany(sql, zip(*data, strict=True))
+
+
 def _column_values(df: pd.DataFrame, f: schema.Field) -> list[Any]:
     s = df[f.name]
     if f.kind == "bool":
@@ -245,16 +261,8 @@ class _GpkgTx(Tx):
         if not self.has(name):
             self._replace(name, rows)
             return
-        cols = [f.name for f in spec.fields] + ([GEOM] if spec.geometry else [])
-        data = [_column_values(rows, f) for f in spec.fields]
-        if spec.geometry:
-            data.append(_blobs(rows.geometry.values))
-        sql = (
-            f"INSERT INTO {_q(name)} ({', '.join(map(_q, cols))}) "
-            f"VALUES ({', '.join('?' * len(cols))})"
-        )
         try:
-            self.con.executemany(sql, zip(*data, strict=True))
+            _insert_rows(self.con, spec, rows)
         except sqlite3.IntegrityError as exc:
             raise ValidationError(f"rows for {name}", [f"duplicate key: {exc}"]) from None
         self.dirty.add(name)
@@ -399,17 +407,7 @@ def _replace(con: sqlite3.Connection, spec: schema.Layer, df: pd.DataFrame) -> N
         f"{_q(f.name)} {_SQL_TYPES[f.kind]}{'' if f.nullable else ' NOT NULL'}" for f in spec.fields
     ]
     con.execute(f"CREATE TABLE {_q(name)} ({', '.join(defs)})")
-    cols = [f.name for f in spec.fields]
-    data = [_column_values(df, f) for f in spec.fields]
-    if spec.geometry:
-        cols.append(GEOM)
-        data.append(_blobs(df.geometry.values))
-    if len(df):
-        con.executemany(
-            f"INSERT INTO {_q(name)} ({', '.join(map(_q, cols))}) VALUES "
-            f"({', '.join('?' * len(cols))})",
-            zip(*data, strict=True),
-        )
+    _insert_rows(con, spec, df)
     key = ", ".join(map(_q, spec.key))
     con.execute(f"CREATE UNIQUE INDEX {_q(f'ux_{name}_key')} ON {_q(name)} ({key})")
     stamp = now()
