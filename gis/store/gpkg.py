@@ -358,12 +358,15 @@ def _read(
     text = f"SELECT {select} FROM {_q(spec.name)}"
     if sql:
         text += " WHERE " + " AND ".join(sql)
+    width = len(cols) + bool(spec.geometry)
     with _no_gc():  # hundreds of thousands of row tuples: no collector passes over them
-        rows = con.execute(text + " ORDER BY fid", params).fetchall()
-        width = len(cols) + bool(spec.geometry)
-        data = np.empty((len(rows), width), dtype=object)
-        if rows:
-            data[:] = rows
+        cur = con.execute(text + " ORDER BY fid", params)
+        chunks = []
+        while rows := cur.fetchmany(100_000):  # the tuples of one chunk at a time
+            part = np.empty((len(rows), width), dtype=object)
+            part[:] = rows
+            chunks.append(part)
+        data = np.concatenate(chunks) if chunks else np.empty((0, width), dtype=object)
     df = pd.DataFrame({c: data[:, i] for i, c in enumerate(cols)})
     if spec.geometry:
         geoms = _wkb(data[:, len(cols)])
