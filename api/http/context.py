@@ -111,6 +111,6 @@ class Context:
         self.layers.refresh(force=True)
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
     """The app's context (a FastAPI dependency)."""
     return request.app.state.ctx  # type: ignore[no-any-return]

@@ -6,8 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.http import ogc
 from api.http.deps import Caller, Ctx, Fmt, base, reply, wants_html
@@ -49,9 +50,13 @@ def extent(ctx: Ctx) -> tuple[float, ...] | None:
 
 
 def metric_epsg(ctx: Ctx) -> int:
-    """The city's Gauss–Krüger zone (by the centre of the districts)."""
-    b = extent(ctx)
-    return int(metric_crs((b[0] + b[2]) / 2).to_epsg() or 4548) if b else 4548
+    """The city's Gauss–Krüger zone (by the centre of the districts), once per version."""
+
+    def make() -> int:
+        b = extent(ctx)
+        return int(metric_crs((b[0] + b[2]) / 2).to_epsg() or 4548) if b else 4548
+
+    return ctx.layers.memo(("metric",), ("districts",), make)
 
 
 def collection(cid: str, who: Principal, ctx: Ctx) -> ogc.Collection:
@@ -114,6 +119,26 @@ def queryables(request: Request, cid: str, who: Caller, ctx: Ctx, f: Fmt = None)
     return reply(request, f, f"{c.title} — queryables", doc)
 
 
+class ItemsParams(BaseModel):
+    """The query parameters of an items request (OGC API – Features Parts 1–3)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="allow")
+
+    bbox: str | None = Field(default=None, description="minx,miny,maxx,maxy (see bbox-crs)")
+    limit: int = Field(default=10, ge=1, le=ogc.MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+    crs: str | None = Field(default=None, description="Output CRS (URI or name); default CRS84.")
+    bbox_crs: str | None = Field(
+        default=None, alias="bbox-crs", description="CRS of bbox; default CRS84."
+    )
+    filter: str | None = Field(
+        default=None, description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)"
+    )
+    filter_lang: Literal["cql2-text"] | None = Field(default=None, alias="filter-lang")
+    filter_crs: str | None = Field(default=None, alias="filter-crs", description="Only CRS84.")
+    f: Literal["json", "html"] | None = Field(default=None, description="Overrides Accept.")
+
+
 @dataclass
 class ItemsQuery:
     """The parsed parameters of an items request."""
@@ -127,39 +152,23 @@ class ItemsQuery:
 
 
 def items_query(
-    request: Request,
-    cid: str,
-    who: Caller,
-    ctx: Ctx,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy (see bbox-crs)")] = None,
-    limit: Annotated[int, Query(ge=1, le=ogc.MAX_LIMIT)] = 10,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-    crs: Annotated[
-        str | None, Query(description="Output CRS (URI or name); default CRS84.")
-    ] = None,
-    bbox_crs: Annotated[
-        str | None, Query(alias="bbox-crs", description="CRS of bbox; default CRS84.")
-    ] = None,
-    filter: Annotated[
-        str | None,
-        Query(description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)"),
-    ] = None,
-    filter_lang: Annotated[Literal["cql2-text"] | None, Query(alias="filter-lang")] = None,
-    filter_crs: Annotated[str | None, Query(alias="filter-crs", description="Only CRS84.")] = None,
+    request: Request, c: ogc.Collection, who: Principal, ctx: Ctx, p: ItemsParams
 ) -> ItemsQuery:
-    """Parse and check an items request: bbox (in its CRS), output CRS, CQL2, queryables."""
-    c = collection(cid, who, ctx)
+    """Check an items request: bbox (in its CRS), output CRS, CQL2, queryables, scope.
+
+    Called by the handler (not a dependency: a dependency would cost a thread hop).
+    """
     epsg = metric_epsg(ctx)
-    out_crs, in_crs = gcrs.resolve(crs, epsg), gcrs.resolve(bbox_crs, epsg)
+    out_crs, in_crs = gcrs.resolve(p.crs, epsg), gcrs.resolve(p.bbox_crs, epsg)
     try:
-        box = ogc.parse_bbox(bbox, geographic=gcrs.geographic(in_crs))
+        box = ogc.parse_bbox(p.bbox, geographic=gcrs.geographic(in_crs))
         if box is not None and in_crs != gcrs.CRS84:
             box = ogc.bbox_to_crs84(box, in_crs)
-        if filter_crs is not None and gcrs.resolve(filter_crs, epsg) != gcrs.CRS84:
+        if p.filter_crs is not None and gcrs.resolve(p.filter_crs, epsg) != gcrs.CRS84:
             raise ValueError("filter-crs: only CRS84 is supported")
         cql = (
-            ogc.parse_filter(filter, filter_lang, ogc.filterable(c, who))
-            if filter is not None
+            ogc.parse_filter(p.filter, p.filter_lang, ogc.filterable(c, who))
+            if p.filter is not None
             else None
         )
     except ValueError as exc:
@@ -170,12 +179,12 @@ def items_query(
             continue
         if k not in c.queryables:
             raise Problem(
-                400, f"unknown parameter {k!r}; queryables of {cid}: {', '.join(c.queryables)}"
+                400, f"unknown parameter {k!r}; queryables of {c.id}: {', '.join(c.queryables)}"
             )
         where[k] = v
     for k, codes in scope_where(c, who, ctx).items():
         where[k] = ([where[k]] if where[k] in codes else ["-"]) if k in where else codes
-    return ItemsQuery(box, limit, offset, out_crs, cql, where)
+    return ItemsQuery(box, p.limit, p.offset, out_crs, cql, where)
 
 
 def scope_where(c: ogc.Collection, who: Principal, ctx: Ctx) -> dict[str, list[str]]:
@@ -218,11 +227,11 @@ def hidden(c: ogc.Collection, who: Principal) -> set[str]:
 
 @router.get("/collections/{cid}/items", response_class=GeoJSONResponse, responses=GEOJSON_OR_HTML)
 def items(
-    request: Request, cid: str, who: Caller, ctx: Ctx, q: Annotated[ItemsQuery, Depends(items_query)],
-    f: Fmt = None,
-) -> Response:  # fmt: skip
+    request: Request, cid: str, who: Caller, ctx: Ctx, p: Annotated[ItemsParams, Query()]
+) -> Response:
     """Features of a collection: bbox, attribute filters (queryables), CQL2, paging, CRS."""
-    c = ogc.COLLECTIONS[cid]
+    c = collection(cid, who, ctx)
+    q, f = items_query(request, c, who, ctx, p), p.f
     page = ctx.store.page(
         c.layer, bbox=q.bbox, where=q.where, limit=q.limit, offset=q.offset, cql=q.cql
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -85,20 +86,51 @@ def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
 
 
 def _guard(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn a lost or refused database connection into :class:`StoreUnavailableError`."""
+    """A read that meets a connection the database dropped (a restart) runs once more on a
+    fresh one (SQLAlchemy has discarded the whole pool by then); a database that cannot be
+    reached raises :class:`StoreUnavailableError`.
+    """
 
     @functools.wraps(fn)
     def inner(self: PostGISStore, *args: Any, **kw: Any) -> T:
-        try:
-            return fn(self, *args, **kw)
-        except sa.exc.OperationalError as exc:
-            raise _unavailable(self.url, exc) from None
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise _unavailable(self.url, exc) from None
-            raise
+        for attempt in (1, 2):
+            try:
+                return fn(self, *args, **kw)
+            except sa.exc.DBAPIError as exc:
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
+                    raise _unavailable(self.url, exc) from None
+                raise
+        raise AssertionError("unreachable")
 
     return inner
+
+
+#: a pooled connection idle for longer than this is checked before use (under load
+#: connections come back within milliseconds and are used as they are)
+IDLE_CHECK_S = 2.0
+
+
+def _check_idle_connections(engine: sa.Engine) -> None:
+    """Check a pooled connection before use when it has been idle: a database restart or a
+    dropped link is found before the request's query, and SQLAlchemy takes a fresh one.
+    """
+
+    @sa.event.listens_for(engine, "checkin")
+    def checkin(dbapi_con: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def checkout(dbapi_con: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < IDLE_CHECK_S:
+            return
+        try:
+            with dbapi_con.cursor() as cur:
+                cur.execute("SELECT 1")
+        except psycopg.Error:
+            raise sa.exc.DisconnectionError() from None  # the pool retries with a new one
 
 
 class _PgTx(Tx):
@@ -218,11 +250,10 @@ class PostGISStore(Store):
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         self.url = sa.make_url(url).render_as_string(hide_password=True)
-        # a pool as large as the HTTP service's worker threads; each connection is checked
-        # before use, so a pool that outlived a database restart heals on the next request
-        self.engine = sa.create_engine(
-            url, pool_size=20, max_overflow=20, pool_recycle=1800, pool_pre_ping=True
-        )
+        # a pool as large as the HTTP service's worker threads; an idle connection is
+        # checked before use, so a pool that outlived a database restart heals by itself
+        self.engine = sa.create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
+        _check_idle_connections(self.engine)
         self.metadata = sa.MetaData()
         self.tables = {n: _table(s, self.metadata) for n, s in schema.LAYERS.items()}
         try:

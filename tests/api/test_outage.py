@@ -110,3 +110,29 @@ def test_database_stopped_mid_load(spare_cluster, map_frames, caplog):
     assert sum("store unreachable" in m for m in messages) == 1, messages
     assert sum("reachable again" in m for m in messages) == 1, messages
     assert not [r for r in caplog.records if r.exc_info]  # no traceback per request
+
+
+def test_connections_dropped_by_the_database_are_replaced_at_once(spare_cluster, map_frames):
+    """The database drops every connection (as a restart or a failover does) between two
+    requests a moment apart: the next request still succeeds."""
+    version, name, port = spare_cluster
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    store = PostGISStore(url)
+    try:
+        store.write({k: map_frames[k] for k in ("districts", "streets", "communities", "grids")})
+        key = access.create_key(store, "viewer")[0]
+        with TestClient(create_app(store, anonymous_read=False)) as c:
+            h = {"X-API-Key": key}
+            assert c.get("/collections/grids/items?limit=5", headers=h).status_code == 200
+            killer = PostGISStore(url)
+            with killer.engine.begin() as conn:
+                n = conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname = current_database()"
+                ).scalar_one()
+            killer.engine.dispose()
+            assert n >= 1  # the service's pooled connections were there, and are gone
+            for _ in range(3):
+                assert c.get("/collections/grids/items?limit=5", headers=h).status_code == 200
+    finally:
+        store.engine.dispose()
