@@ -127,10 +127,16 @@ _FROM_WGS84: dict[str, Callable[[ArrayLike, ArrayLike], tuple[Array, Array]] | N
 
 
 def check_system(system: str) -> str:
-    """Normalise a coordinate system name, rejecting unknown ones."""
-    s = system.lower().replace("-", "").replace("_", "").replace(":", "")
-    s = {"epsg4326": "wgs84", "epsg4490": "cgcs2000", "crs84": "wgs84"}.get(s, s)
-    if s not in SYSTEMS:
+    """The lon/lat system (wgs84, cgcs2000, gcj02, bd09) a name means — any name
+    :func:`resolve` takes for a geographic CRS; unknown or projected ones are rejected.
+    """
+    try:
+        uri = resolve(system, 0)
+    except InvalidCRSError:
+        uri = ""
+    s = {CRS84: "wgs84", crs_uri(4326): "wgs84", crs_uri(4490): "cgcs2000", GCJ02: "gcj02",
+         BD09: "bd09"}.get(uri)  # fmt: skip
+    if s is None:
         raise InvalidCRSError(
             f"unknown coordinate system {system!r}; use one of {', '.join(SYSTEMS)}"
         )
@@ -221,6 +227,8 @@ def resolve(text: str | None, metric_epsg: int) -> str:
     if text is None:
         return CRS84
     key = text.strip().lower()
+    if key.startswith("epsg") and not key.startswith("epsg:"):  # EPSG4326, epsg-4490
+        key = "epsg:" + key[4:].lstrip("-_")
     aliases = {
         "crs84": CRS84, "wgs84": CRS84, "ogc:crs84": CRS84, "epsg:4326": crs_uri(4326),
         "epsg:4490": crs_uri(4490), "cgcs2000": crs_uri(4490), "gcj02": GCJ02, "gcj-02": GCJ02,

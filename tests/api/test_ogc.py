@@ -271,3 +271,27 @@ def test_locate_far_away_and_batch(api, map_frames):
     assert r.status_code == 400
     r = client.get("/locate?lon=117.5&lat=34.8&crs=EPSG:3857")
     assert r.status_code == 400 and "crs" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "name", ["gcj02", "bd09", "EPSG:4490", "http://www.opengis.net/def/crs/EPSG/0/4548"]
+)
+def test_locate_takes_every_crs_the_items_do(api, map_frames, name):
+    """One table of CRS names: a point given in any of them is the same place."""
+    import pyproj
+
+    from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
+
+    client, _ = api
+    g = map_frames["buildings"].geometry.iloc[3]
+    plain = client.get(f"/locate?lon={g.x}&lat={g.y}").json()
+    if name in ("gcj02", "bd09"):
+        x, y = (float(v) for v in (wgs84_to_gcj02 if name == "gcj02" else wgs84_to_bd09)(g.x, g.y))
+    elif name == "EPSG:4490":
+        x, y = g.x, g.y
+    else:
+        x, y = pyproj.Transformer.from_crs("OGC:CRS84", "EPSG:4548", always_xy=True).transform(
+            g.x, g.y
+        )
+    got = client.get("/locate", params={"lon": x, "lat": y, "crs": name}).json()
+    assert got["grid"] == plain["grid"] and got["lon"] == pytest.approx(g.x, abs=1e-7)
