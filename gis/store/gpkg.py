@@ -332,6 +332,25 @@ def _table_columns(con: sqlite3.Connection, name: str) -> list[str]:
     return [r[1] for r in con.execute(f"PRAGMA table_info({_q(name)})")]
 
 
+def _conditions(
+    spec: schema.Layer, where: Where | None, bbox: BBox | None
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their parameters for ``where`` (column IN values) and ``bbox``
+    (the R-tree's candidates; the exact test is the caller's).
+    """
+    conds = check_where(spec, where)
+    sql = [f"{_q(c)} IN ({', '.join('?' * len(vs))})" for c, vs in conds.items()]
+    params: list[Any] = [v for vs in conds.values() for v in vs]
+    if bbox is not None and spec.geometry:
+        x0, y0, x1, y1 = (float(v) for v in bbox)
+        sql.append(
+            f"fid IN (SELECT id FROM {_q(f'rtree_{spec.name}_{GEOM}')} "
+            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
+        )
+        params += [x1, x0, y1, y0]
+    return sql, params
+
+
 def _read(
     con: sqlite3.Connection,
     spec: schema.Layer,
@@ -342,18 +361,9 @@ def _read(
     """A layer read in one statement (one snapshot), filters in SQL (bbox via the R-tree,
     then the exact test).
     """
-    conds = check_where(spec, where)
     present = set(_table_columns(con, spec.name))
     cols = [c for c in spec.columns if c in present]
-    sql = [f"{_q(c)} IN ({', '.join('?' * len(vs))})" for c, vs in conds.items()]
-    params: list[Any] = [v for vs in conds.values() for v in vs]
-    if bbox is not None and spec.geometry:
-        x0, y0, x1, y1 = (float(v) for v in bbox)
-        sql.append(
-            f"fid IN (SELECT id FROM {_q(f'rtree_{spec.name}_{GEOM}')} "
-            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
-        )
-        params += [x1, x0, y1, y0]
+    sql, params = _conditions(spec, where, bbox)
     select = ", ".join([*map(_q, cols), *([_q(GEOM)] if spec.geometry else [])]) or "fid"
     text = f"SELECT {select} FROM {_q(spec.name)}"
     if sql:
@@ -647,17 +657,10 @@ def _page(
     offset: int,
 ) -> Page:
     name = spec.name
-    conds = check_where(spec, where)
-    sql = [f"{_q(c)} IN ({', '.join('?' * len(vs))})" for c, vs in conds.items()]
-    params: list[Any] = [v for vs in conds.values() for v in vs]
+    sql, params = _conditions(spec, where, bbox)
     order = ", ".join(map(_q, spec.key))
     if bbox is not None and spec.geometry:
         x0, y0, x1, y1 = (float(v) for v in bbox)
-        sql.append(
-            f"fid IN (SELECT id FROM {_q(f'rtree_{name}_{GEOM}')} "
-            "WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)"
-        )
-        params += [x1, x0, y1, y0]
         rows = con.execute(
             f"SELECT fid, {_q(GEOM)} FROM {_q(name)} WHERE {' AND '.join(sql)} ORDER BY {order}",
             params,
