@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Seconds an HTTP edit waits for a busy store."
     )
     retry_after: int = Field(default=5, ge=1, description="Retry-After of a 503, seconds.")
+    rate_limit: float = Field(
+        default=100.0, ge=0, description="Requests per second per API key (0: no limit)."
+    )
+    rate_burst: int = Field(default=300, ge=1, description="Requests a key may make at once.")
+    rate_limit_loopback_exempt: bool = Field(
+        default=False, description="Requests from this machine pass the rate limit (benchmarks)."
+    )
     tianditu_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TIANDITU_KEY", "GRIDGIS_TIANDITU_KEY"),

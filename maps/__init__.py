@@ -1,1 +1,1 @@
-"""gridgis maps: folium rendering of gis results (filled in by the maps issue)."""
+"""gridgis maps: self-contained HTML maps drawn from computed results (no computing here)."""

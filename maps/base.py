@@ -1,19 +1,28 @@
-"""A folium map that works offline and reads in Chinese: the pieces every gridgis map uses.
+"""A map page that works offline, reads in Chinese, and cannot run what its data says.
 
-Leaflet (vendored under ``maps/static/leaflet``, BSD-2) is inlined into the HTML, so a map
-is one self-contained file that opens with no network; folium's other default assets
-(jQuery, Bootstrap, Font Awesome) are not used and not linked. Base maps are optional:
-none, OpenStreetMap, Tianditu (天地图, with a key) or Amap (高德), whose tiles are drawn in
-GCJ-02 — for Amap every overlay is shifted from WGS84 to GCJ-02 so it lines up with the
-streets.
+A :class:`GridMap` collects layers, legend, search entries and a side panel as plain data
+and writes one self-contained HTML page: Leaflet (vendored under ``maps/static/leaflet``,
+BSD-2) and the page's renderer (``maps/static/gridgis.js``) inlined, and the map itself as a
+JSON data block the renderer parses. That is the page's only data channel — no value is
+ever spliced into HTML or JavaScript source — and the renderer puts every text on the page
+through ``textContent`` (escaping by construction). A Content-Security-Policy allows exactly
+the two inlined scripts (by hash) and no other, so even a mistake could not run injected
+script. Folium was used before and is not: its templates write tooltip and marker texts
+into JavaScript template literals.
+
+Base maps are optional: none, OpenStreetMap, Tianditu (天地图, with a key) or Amap (高德),
+whose tiles are drawn in GCJ-02 — for Amap every overlay is shifted from WGS84 to GCJ-02 so
+it lines up with the streets.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import re
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,14 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import folium
 import geopandas as gpd
 import shapely
 
 from gis import crs as gcrs
 from gis.errors import ValidationError
 
-STATIC = Path(str(resources.files("maps"))) / "static" / "leaflet"
+STATIC = Path(str(resources.files("maps"))) / "static"
+LEAFLET = STATIC / "leaflet"
 
 TILES: dict[str, dict[str, Any]] = {
     "none": {},
@@ -50,37 +59,23 @@ TILES: dict[str, dict[str, Any]] = {
         "subdomains": "1234",
     },
 }
+TILE_HOSTS = "https://*.openstreetmap.org https://*.tianditu.gov.cn https://*.is.autonavi.com"
 
 # covered share classes, red (little) to green (all)
 SHARE_BREAKS = (0.2, 0.4, 0.6, 0.8)
 SHARE_COLOURS = ("#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850")
 NO_DATA = "#bdbdbd"
 # distinguishable colours for neighbouring workers (ColorBrewer Set1/Dark2)
-CATEGORY_COLOURS = (
-    "#1b9e77",
-    "#d95f02",
-    "#7570b3",
-    "#e7298a",
-    "#66a61e",
-    "#e6ab02",
-    "#a6761d",
-    "#377eb8",
-    "#e41a1c",
-    "#984ea3",
-)
+CATEGORY_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
+                    "#a6761d", "#377eb8", "#e41a1c", "#984ea3")  # fmt: skip
+_COLOUR = re.compile(r"^#[0-9a-fA-F]{3,8}$")
 
 TEXT = {
-    "zh": {
-        "search": "搜索网格代码或社区名称",
-        "fullscreen": "全屏",
-        "empty": "（无要素）",
-        "none": "无",
-    },
+    "zh": {"search": "搜索网格代码或社区名称", "fullscreen": "全屏", "empty": "（无要素）"},
     "en": {
         "search": "Search grid code or community name",
         "fullscreen": "Full screen",
         "empty": "(no features)",
-        "none": "none",
     },
 }
 
@@ -100,10 +95,38 @@ def share_legend(lang: str) -> list[tuple[str, str]]:
     return rows + [(NO_DATA, "无服务对象" if lang == "zh" else "no one to serve")]
 
 
-class _Map(folium.Map):
-    # only Leaflet, inlined by GridMap.html()
-    default_js = [("leaflet", "gridgis-static:leaflet.js")]
-    default_css = [("leaflet_css", "gridgis-static:leaflet.css")]
+def _check_colour(c: str) -> str:
+    if not _COLOUR.match(c):
+        raise ValueError(f"not a colour: {c!r}")  # our own palettes only
+    return c
+
+
+def json_block(doc: Any) -> str:
+    """``doc`` as JSON safe inside ``<script type="application/json">``: ``<``, ``>`` and
+    ``&`` escaped, so no text can close the block or open a comment.
+    """
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for a, b in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def _clean(v: Any) -> Any:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
 
 
 class GridMap:
@@ -127,41 +150,20 @@ class GridMap:
             problems.append("Tianditu tiles need a key (--tianditu-key or $TIANDITU_KEY)")
         if problems:
             raise ValidationError("map", problems)
-        self.title, self.tiles, self.lang = title, tiles, lang
+        self.title, self.tiles, self.lang, self.key = title, tiles, lang, key
         self.t = TEXT[lang]
         self.shift = tiles == "amap"
         (x0, y0), (x1, y1) = self._xy([(bounds[0], bounds[1]), (bounds[2], bounds[3])])
-        self.m = _Map(
-            location=[(y0 + y1) / 2, (x0 + x1) / 2],
-            tiles=None,
-            control_scale=True,
-            prefer_canvas=True,
-            zoom_start=12,
-            zoom_snap=0.25,
-        )
-        root: Any = self.m.get_root()  # a folium Figure
-        self.root = root
-        root.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"))
-        spec = TILES[tiles]
-        if spec:
-            extra = {"subdomains": spec["subdomains"]} if "subdomains" in spec else {}
-            if tiles == "tianditu":
-                for layer, name in (("vec", "天地图"), ("cva", "天地图注记")):
-                    folium.TileLayer(
-                        spec["url"].replace("{layer}", layer).replace("{key}", key or ""),
-                        attr=spec["attr"],
-                        name=name,
-                        overlay=layer == "cva",
-                        **extra,
-                    ).add_to(self.m)
-            else:
-                folium.TileLayer(spec["url"], attr=spec["attr"], name=tiles, **extra).add_to(self.m)
-        self.m.fit_bounds([[y0, x0], [y1, x1]])
-        self.legend_rows: list[str] = []
+        self.bounds = [[y0, x0], [y1, x1]]
+        self.legend_blocks: list[dict[str, Any]] = []
         self.search_index: list[dict[str, Any]] = []
-        self.layers: list[str] = []
-        self.panel: str | None = None
-        self.scripts: list[str] = []
+        self.layer_specs: list[dict[str, Any]] = []
+        self.panel: dict[str, Any] | None = None
+
+    @property
+    def layers(self) -> list[str]:
+        """The names of the layers, in order."""
+        return [s["name"] for s in self.layer_specs]
 
     # -- coordinates -----------------------------------------------------------------
     def _xy(self, pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -182,6 +184,23 @@ class GridMap:
         g = shapely.transform(g, lambda c: np.round(c, 6))
         return gpd.GeoDataFrame(gdf.drop(columns=gdf.geometry.name), geometry=g, crs=4326)
 
+    def _features(self, d: gpd.GeoDataFrame, columns: list[str]) -> dict[str, Any]:
+        geoms = [json.loads(x) for x in shapely.to_geojson(d.geometry.values)]
+        props = (
+            d[columns].astype(object).to_dict("records") if columns else [{} for _ in range(len(d))]
+        )
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": g,
+                    "properties": {k: _clean(v) for k, v in p.items()},
+                }
+                for g, p in zip(geoms, props, strict=True)
+            ],
+        }
+
     # -- layers ----------------------------------------------------------------------
     def polygons(
         self,
@@ -199,33 +218,27 @@ class GridMap:
         overlay: bool = True,
         tolerance: float = 0.0,
     ) -> None:
-        """A GeoJSON layer; ``fill`` a colour or a colour per row; ``tooltip`` column → label."""
-        group = folium.FeatureGroup(name=self._name(name, len(gdf)), show=show, overlay=overlay)
-        if len(gdf):
-            d = self.display(gdf, tolerance)
-            cols = list(tooltip or {})
+        """A polygon (or line) layer; ``fill`` a colour or a colour per row; ``tooltip``
+        column → label; ``popup`` a column of texts or ``{href, text}`` links.
+        """
+        cols = list(tooltip or {})
+        d = self.display(gdf, tolerance) if len(gdf) else gdf
+        if len(d):
             d = d[[*cols, *([popup] if popup else []), "geometry"]].copy()
-            d["_fill"] = fill if isinstance(fill, str) or fill is None else fill.to_numpy()
-            style = {
-                "color": line,
-                "weight": weight,
-                "fillOpacity": opacity if fill is not None else 0,
-                "dashArray": dash,
-            }
-            gj = folium.GeoJson(
-                d.to_json(na="null", drop_id=True),
-                style_function=lambda f, s=style: {**s, "fillColor": f["properties"]["_fill"]},
-                tooltip=folium.GeoJsonTooltip(
-                    fields=cols, aliases=[tooltip[c] for c in cols], localize=True
-                )
-                if tooltip
-                else None,
-                popup=folium.GeoJsonPopup(fields=[popup], labels=False) if popup else None,
-                smooth_factor=1.0,
+            fills = (
+                [fill] * len(d) if isinstance(fill, str) or fill is None else list(fill.to_numpy())
             )
-            gj.add_to(group)
-        group.add_to(self.m)
-        self.layers.append(name)
+            d["_fill"] = [None if c is None else _check_colour(str(c)) for c in fills]
+        if dash is not None and not re.fullmatch(r"[\d ]+", dash):
+            raise ValueError(f"not a dash pattern: {dash!r}")
+        self.layer_specs.append({
+            "kind": "polygons", "name": self._name(name, len(gdf)), "show": show, "overlay": overlay,
+            "style": {"color": _check_colour(line), "weight": weight, "dash": dash, "opacity": opacity,
+                      "fill": fill is not None},
+            "tooltip": [[c, tooltip[c]] for c in cols] if tooltip else None, "popup": popup,
+            "data": self._features(d, [*cols, *([popup] if popup else []), "_fill"]) if len(d)
+            else {"type": "FeatureCollection", "features": []},
+        })  # fmt: skip
 
     def points(
         self,
@@ -239,33 +252,14 @@ class GridMap:
         show: bool = True,
     ) -> None:
         """Circle markers (and, with ``circle_m``, a service circle of that many metres)."""
-        group = folium.FeatureGroup(name=self._name(name, len(gdf)), show=show)
-        if len(gdf):
-            d = self.display(gdf)
-            for row, g in zip(d.itertuples(index=False), d.geometry, strict=True):
-                tip = str(getattr(row, label)) if label else None
-                if circle_m:
-                    folium.Circle(
-                        [g.y, g.x],
-                        radius=circle_m,
-                        color=colour,
-                        weight=1,
-                        fill=True,
-                        fill_opacity=0.08,
-                        interactive=False,
-                    ).add_to(group)
-                folium.CircleMarker(
-                    [g.y, g.x],
-                    radius=radius,
-                    color="#ffffff",
-                    weight=1.5,
-                    fill=True,
-                    fill_color=colour,
-                    fill_opacity=1,
-                    tooltip=tip,
-                ).add_to(group)
-        group.add_to(self.m)
-        self.layers.append(name)
+        d = self.display(gdf) if len(gdf) else gdf
+        if len(d):
+            d = d.assign(label=d[label].astype(str) if label else None)[["label", "geometry"]]
+        self.layer_specs.append({
+            "kind": "points", "name": self._name(name, len(gdf)), "show": show,
+            "colour": _check_colour(colour), "radius": radius, "circle": circle_m,
+            "data": self._features(d, ["label"]) if len(d) else {"type": "FeatureCollection", "features": []},
+        })  # fmt: skip
 
     def switchable(
         self,
@@ -276,33 +270,24 @@ class GridMap:
         *,
         tolerance: float = 0.0,
     ) -> None:
-        """One polygon layer shaded by covered share, with a selector between
-        ``variants`` (label, share column, served column): the geometry is sent once,
-        however many variants (the city overview's facility types) there are.
+        """One polygon layer shaded by covered share, with a selector between ``variants``
+        (label, share column, served column): the geometry is sent once, however many
+        variants (the city overview's facility types) there are.
         """
         d = self.display(gdf, tolerance)
-        keep = list(tooltip)
-        props = d[keep].copy()
+        props = d[list(tooltip)].copy()
         for i, (_, share, served) in enumerate(variants):
             props[f"s{i}"] = pd.to_numeric(d[share], errors="coerce").round(3)
             props[f"n{i}"] = pd.to_numeric(d[served], errors="coerce").round().astype("Int64")
-        data = gpd.GeoDataFrame(props, geometry=d.geometry.values, crs=4326).to_json(
-            na="null", drop_id=True, separators=(",", ":")
-        )
-        self.scripts.append(
-            _SWITCH_JS.format(
-                data=data,
-                name=json.dumps(self._name(name, len(d)), ensure_ascii=False),
-                labels=json.dumps([v[0] for v in variants], ensure_ascii=False),
-                tips=json.dumps(tooltip, ensure_ascii=False),
-                breaks=json.dumps(list(SHARE_BREAKS)),
-                colours=json.dumps(list(SHARE_COLOURS)),
-                none=json.dumps(NO_DATA),
-                served=json.dumps("服务对象" if self.lang == "zh" else "served"),
-                share=json.dumps("覆盖率" if self.lang == "zh" else "covered"),
-            )
-        )
-        self.layers.append(name)
+        data = gpd.GeoDataFrame(props, geometry=d.geometry.values, crs=4326)
+        zh = self.lang == "zh"
+        self.layer_specs.append({
+            "kind": "switchable", "name": self._name(name, len(d)), "show": True,
+            "variants": [v[0] for v in variants], "tooltip": [[k, v] for k, v in tooltip.items()],
+            "breaks": list(SHARE_BREAKS), "colours": list(SHARE_COLOURS), "none": NO_DATA,
+            "words": {"served": "服务对象" if zh else "served", "share": "覆盖率" if zh else "covered"},
+            "data": self._features(data, list(props.columns)),
+        })  # fmt: skip
 
     def _name(self, name: str, n: int) -> str:
         return name if n else f"{name} {self.t['empty']}"
@@ -312,18 +297,13 @@ class GridMap:
         self, title: str, rows: list[tuple[str, str]], *, kind: str = "fill", note: str = ""
     ) -> None:
         """A legend block: colour swatches (fill, line or dot) with labels, and a note."""
-        items = []
-        for colour, text in rows:
-            if kind == "line":
-                sw = f'<i style="border:2px dashed {colour};background:none"></i>'
-            elif kind == "dot":
-                sw = f'<i style="background:{colour};border-radius:50%"></i>'
-            else:
-                sw = f'<i style="background:{colour}"></i>'
-            items.append(f"<div>{sw}{html.escape(text)}</div>")
-        note_html = f'<div class="gg-note">{html.escape(note)}</div>' if note else ""
-        self.legend_rows.append(
-            f"<div class='gg-block'><b>{html.escape(title)}</b>{''.join(items)}{note_html}</div>"
+        self.legend_blocks.append(
+            {
+                "title": title,
+                "kind": kind,
+                "note": note,
+                "rows": [[_check_colour(c), t] for c, t in rows],
+            }
         )
 
     def search(self, label: str, gdf: gpd.GeoDataFrame) -> None:
@@ -337,64 +317,52 @@ class GridMap:
 
     def side_panel(self, title: str, table: pd.DataFrame) -> None:
         """A panel on the right with a table (e.g. a ranking)."""
-        self.panel = (
-            f"<div id='gg-panel'><b>{html.escape(title)}</b>"
-            f"{table.to_html(index=False, border=0, classes='gg-table', na_rep='—')}</div>"
-        )
+        rows = [[_clean(v) for v in r] for r in table.astype(object).itertuples(index=False)]
+        self.panel = {"title": title, "columns": [str(c) for c in table.columns], "rows": rows}
 
     # -- output ------------------------------------------------------------------------
+    def _tiles(self) -> list[dict[str, Any]]:
+        spec = TILES[self.tiles]
+        if not spec:
+            return []
+        extra = {"subdomains": spec["subdomains"]} if "subdomains" in spec else {}
+        if self.tiles == "tianditu":
+            return [
+                {"name": name, "url": spec["url"].replace("{layer}", layer).replace("{key}", self.key or ""),
+                 "attr": spec["attr"], "overlay": layer == "cva", **extra}
+                for layer, name in (("vec", "天地图"), ("cva", "天地图注记"))
+            ]  # fmt: skip
+        return [
+            {
+                "name": self.tiles,
+                "url": spec["url"],
+                "attr": spec["attr"],
+                "overlay": False,
+                **extra,
+            }
+        ]
+
+    def document(self) -> dict[str, Any]:
+        """Everything the page draws, as plain data (what the JSON block holds)."""
+        return {
+            "title": self.title, "bounds": self.bounds, "tiles": self._tiles(),
+            "layers": self.layer_specs, "legend": self.legend_blocks, "search": self.search_index,
+            "panel": self.panel, "words": {"search": self.t["search"], "fullscreen": self.t["fullscreen"]},
+        }  # fmt: skip
+
     def html(self) -> str:
         """The map as one self-contained HTML page."""
-        root = self.root
-        control = folium.LayerControl(collapsed=False, position="topright")
-        control.add_to(self.m)
-        t = self.t
-        index = json.dumps(self.search_index, ensure_ascii=False, separators=(",", ":"))
-        options = "".join(
-            f"<option value='{html.escape(x['t'], quote=True)}'>" for x in self.search_index
+        leaflet_js, gridgis_js, css = _assets()
+        return _PAGE.format(
+            lang="zh-CN" if self.lang == "zh" else "en",
+            title=html.escape(self.title),
+            csp=html.escape(csp(), quote=True),
+            leaflet_css=css,
+            css=_CSS,
+            data=json_block(self.document()),
+            leaflet_js=leaflet_js,
+            gridgis_js=gridgis_js,
         )
-        legend = "".join(self.legend_rows)
-        root.html.add_child(
-            folium.Element(
-                f"""
-<div id="gg-title">{html.escape(self.title)}</div>
-<div id="gg-legend" class="leaflet-control">{legend}</div>
-<div id="gg-tools">
-  <input id="gg-search" list="gg-options" placeholder="{html.escape(t["search"])}">
-  <datalist id="gg-options">{options}</datalist>
-  <button id="gg-full">{t["fullscreen"]}</button>
-</div>
-{self.panel or ""}"""
-            )
-        )
-        root.header.add_child(folium.Element(f"<style>{_CSS}</style>"))
-        root.script.add_child(
-            folium.Element(
-                f"""
-// after folium's own script (which builds the map and the layer control) has run
-window.addEventListener('load', function() {{
-  var map = {self.m.get_name()};
-  var index = {index};
-  var box = document.getElementById('gg-search');
-  box.addEventListener('change', function() {{
-    var q = box.value.trim();
-    for (var i = 0; i < index.length; i++) {{
-      if (index[i].t === q || index[i].t.indexOf(q) >= 0) {{ map.fitBounds(index[i].b); return; }}
-    }}
-  }});
-  document.getElementById('gg-full').addEventListener('click', function() {{
-    var el = document.documentElement;
-    if (document.fullscreenElement) {{ document.exitFullscreen(); }}
-    else if (el.requestFullscreen) {{ el.requestFullscreen(); }}
-  }});
-  var control = {control.get_name()};
-  {"".join(self.scripts)}
-  window.gridgisReady = performance.now();
-}});"""
-            )
-        )
-        page = root.render()
-        return _inline(page)
 
     def save(self, path: str | Path) -> Path:
         """Write the page; returns the path."""
@@ -404,83 +372,85 @@ window.addEventListener('load', function() {{
         return p
 
 
-def _inline(page: str) -> str:
-    js = (STATIC / "leaflet.js").read_text(encoding="utf-8")
-    css = (STATIC / "leaflet.css").read_text(encoding="utf-8")
+@lru_cache(maxsize=1)
+def _assets() -> tuple[str, str, str]:
+    js = (LEAFLET / "leaflet.js").read_text(encoding="utf-8")
+    mine = (STATIC / "gridgis.js").read_text(encoding="utf-8")
+    css = (LEAFLET / "leaflet.css").read_text(encoding="utf-8")
     for png in ("layers.png", "layers-2x.png"):
-        data = base64.b64encode((STATIC / png).read_bytes()).decode()
+        data = base64.b64encode((LEAFLET / png).read_bytes()).decode()
         css = css.replace(f"images/{png}", f"data:image/png;base64,{data}")
-    page = re.sub(
-        r'<script src="gridgis-static:leaflet.js"></script>',
-        lambda _: f"<script>{js}</script>",
-        page,
-    )
-    page = re.sub(
-        r'<link rel="stylesheet" href="gridgis-static:leaflet.css"/>',
-        lambda _: f"<style>{css}</style>",
-        page,
-    )
-    if "gridgis-static:" in page:
-        raise RuntimeError("a map asset was not inlined")  # a folium template changed
-    return page
+    for text in (js, mine, css):
+        if "</script" in text.lower() or "</style" in text.lower():
+            raise RuntimeError("a map asset would close its own element")
+    return js, mine, css
 
 
-_SWITCH_JS = """
-  (function() {{
-    var labels = {labels}, tips = {tips}, breaks = {breaks}, colours = {colours};
-    var current = 0;
-    function colour(s) {{
-      if (s === null || s === undefined) return {none};
-      var i = 0; while (i < breaks.length && s >= breaks[i]) i++;
-      return colours[i];
-    }}
-    var layer = L.geoJson({data}, {{
-      style: function(f) {{
-        return {{color: '#ffffff', weight: 0.3, fillOpacity: 0.7,
-                fillColor: colour(f.properties['s' + current])}};
-      }}
-    }});
-    layer.bindTooltip(function(l) {{
-      var p = l.feature.properties, out = [];
-      for (var k in tips) out.push(tips[k] + ': ' + p[k]);
-      var s = p['s' + current];
-      out.push(labels[current]);
-      out.push({served} + ': ' + (p['n' + current] === null ? '—' : p['n' + current]));
-      out.push({share} + ': ' + (s === null ? '—' : Math.round(s * 100) + '%'));
-      return out.join('<br>');
-    }});
-    layer.addTo(map);
-    control.addOverlay(layer, {name});
-    var pick = document.createElement('select');
-    pick.id = 'gg-variant';
-    labels.forEach(function(t, i) {{
-      var o = document.createElement('option'); o.value = i; o.textContent = t; pick.appendChild(o);
-    }});
-    pick.addEventListener('change', function() {{ current = +pick.value; layer.setStyle(layer.options.style); }});
-    document.getElementById('gg-tools').appendChild(pick);
-  }})();
+def script_hashes() -> list[str]:
+    """CSP hashes of the two scripts every map page inlines (and runs nothing else)."""
+    js, mine, _ = _assets()
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+        for s in (js, mine)
+    ]
+
+
+def csp() -> str:
+    """The Content-Security-Policy of a map page: its own two scripts, inline styles, images
+    from the page itself and the three tile providers, nothing else.
+    """
+    return (
+        f"default-src 'none'; script-src {' '.join(script_hashes())}; style-src 'unsafe-inline'; "
+        f"img-src data: {TILE_HOSTS}; base-uri 'none'; form-action 'none'"
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<meta name="referrer" content="no-referrer">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>{leaflet_css}</style>
+<style>{css}</style>
+</head>
+<body>
+<div id="gg-map"></div>
+<div id="gg-title"></div>
+<div id="gg-legend" class="leaflet-control"></div>
+<div id="gg-tools"><input id="gg-search" list="gg-options"><datalist id="gg-options"></datalist><button id="gg-full" type="button"></button></div>
+<script type="application/json" id="gg-data">{data}</script>
+<script>{leaflet_js}</script>
+<script>{gridgis_js}</script>
+</body>
+</html>
 """
 
 _CSS = """
-html, body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
+html, body { margin: 0; height: 100%; font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; }
+#gg-map { position: absolute; inset: 0; }
 #gg-title { position: absolute; top: 10px; left: 55px; z-index: 1000; background: #fff;
   padding: 6px 12px; border-radius: 4px; font-size: 16px; font-weight: 600;
-  box-shadow: 0 1px 4px rgba(0,0,0,.3); }
+  box-shadow: 0 1px 4px rgba(0,0,0,.3); max-width: 60%; overflow-wrap: anywhere; }
 #gg-legend { position: absolute; bottom: 60px; left: 10px; z-index: 1000; background: #fff;
   padding: 8px 10px; border-radius: 4px; font-size: 12px; line-height: 18px;
-  box-shadow: 0 1px 4px rgba(0,0,0,.3); max-height: 60%; overflow-y: auto; }
+  box-shadow: 0 1px 4px rgba(0,0,0,.3); max-height: 60%; overflow-y: auto; max-width: 40%; }
 #gg-legend i { width: 14px; height: 14px; display: inline-block; margin-right: 6px;
   vertical-align: middle; opacity: .85; }
 #gg-legend .gg-block + .gg-block { margin-top: 6px; }
-#gg-legend .gg-note { color: #a50026; }
+#gg-legend .gg-note { color: #a50026; overflow-wrap: anywhere; }
 #gg-tools { position: absolute; top: 52px; left: 55px; z-index: 1000; }
 #gg-search { width: 220px; padding: 4px 6px; }
 #gg-full { padding: 3px 7px; }
 #gg-variant { display: block; margin-top: 4px; padding: 3px; max-width: 300px; }
 #gg-panel { position: absolute; bottom: 30px; right: 10px; z-index: 1000; background: #fff;
-  padding: 8px; border-radius: 4px; max-height: 45%; overflow: auto; font-size: 12px;
+  padding: 8px; border-radius: 4px; max-height: 45%; max-width: 40%; overflow: auto; font-size: 12px;
   box-shadow: 0 1px 4px rgba(0,0,0,.3); }
 .gg-table td, .gg-table th { padding: 1px 6px; text-align: right; }
+.gg-tip td { padding: 0 4px; max-width: 320px; overflow-wrap: anywhere; }
+.leaflet-control-layers-list { max-width: 320px; overflow-wrap: anywhere; }
 @media print {
   #gg-tools, .leaflet-control-layers, .leaflet-control-zoom { display: none; }
   #gg-legend, #gg-title, #gg-panel { box-shadow: none; border: 1px solid #999; }

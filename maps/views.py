@@ -5,8 +5,6 @@ words; each function returns a :class:`~maps.base.GridMap`.
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pandas as pd
 
@@ -130,11 +128,10 @@ def coverage_overview_map(
     )  # fmt: skip
     if d.streets is not None:
         streets = d.streets.copy()
-        streets["link"] = [
-            f"<a href='{html.escape(links[c], quote=True)}'>"
-            f"{html.escape(text('detail map', lang, name=n))}</a>"
+        streets["link"] = [  # the renderer makes a link of {href, text}, text of the rest
+            {"href": links[c], "text": text("detail map", lang, name=n)}
             if links and c in links
-            else html.escape(str(n))
+            else str(n)
             for c, n in zip(streets["code"], streets["name"], strict=True)
         ]
         gm.polygons(streets, text("streets", lang), line="#444444", weight=1.2,

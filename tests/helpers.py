@@ -20,3 +20,13 @@ def assert_layer_equal(a: pd.DataFrame, b: pd.DataFrame, *, tolerance: float = 1
         assert np.all(same), (
             f"{(~same).sum()} geometries differ, first at row {np.flatnonzero(~same)[0]}"
         )
+
+
+def map_document(page: str) -> dict:
+    """What a map page draws: its JSON data block, parsed."""
+    import json
+    import re
+
+    m = re.search(r'<script type="application/json" id="gg-data">(.*?)</script>', page, re.S)
+    assert m, "no data block in the page"
+    return json.loads(m.group(1))

@@ -9,14 +9,13 @@ route resolves the caller from ``X-API-Key``. Errors are problem documents
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 
-from api.http import analysis, edits, errors, features, jobs, locate, maps, scenarios
+from api.http import analysis, edits, errors, features, guard, jobs, locate, maps, scenarios
 from api.http.context import Context, Layers
 from api.settings import Settings
 from gis.store import Store, open_store
@@ -66,32 +65,12 @@ def create_app(
     )
     app.state.ctx = ctx
     errors.install(app, ctx.outage, settings.retry_after)
-    app.middleware("http")(_guard(ctx))
+    # outermost last: headers on every answer, the rate limit, the body limit, the last line
+    app.add_middleware(guard.Errors, outage=ctx.outage, internal=errors.internal)
+    app.add_middleware(guard.BodyLimit, limit=settings.max_body)
+    app.add_middleware(guard.RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
+                       exempt_loopback=settings.rate_limit_loopback_exempt)  # fmt: skip
+    app.add_middleware(guard.SecurityHeaders)
     for r in (features, locate, analysis, scenarios, jobs, edits, maps):
         app.include_router(r.router)
     return app
-
-
-def _guard(
-    ctx: Context,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """Refuse bodies over the limit; turn a bug into a logged 500 without internals; note
-    when the store answers again after an outage.
-    """
-    limit = ctx.settings.max_body
-
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        size = request.headers.get("content-length")
-        if size is not None and (not size.isdigit() or int(size) > limit):
-            return errors.problem(413, f"request body over {limit:,} bytes")
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # a bug must not show its trace or SQL to the client
-            return errors.internal(request, exc)
-        if response.status_code < 500:
-            ctx.outage.up()
-        return response
-
-    return guard

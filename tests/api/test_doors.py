@@ -22,6 +22,7 @@ from gis.store import GeoPackageStore
 from gis.workflows import sites as wsites
 from gis.workflows.staff import quota_table
 from tests.api.test_cli import run
+from tests.helpers import map_document
 
 IN = "370405001"
 
@@ -136,7 +137,8 @@ def test_a_cap_set_on_the_command_line_is_what_the_api_and_the_map_show(map_fram
     comms = map_frames["communities"].set_index("code")
     street = comms.loc[changed[0], "street_code"]
     page = client.get(f"/maps/staffing?street={street}").text
-    drawn = [json.loads(p) for p in re.findall(r'"properties": (\{[^{}]*\})', page)]
+    doc = map_document(page)
+    drawn = [f["properties"] for layer in doc["layers"] for f in layer["data"]["features"]]
     on_map = {p["name"]: p["quota"] for p in drawn if "quota" in p}
     here = [c for c in changed if comms.loc[c, "street_code"] == street]
     assert here and all(on_map[comms.loc[c, "name"]] == capped[c] for c in here)

@@ -1,0 +1,213 @@
+"""What every request passes before a handler sees it (plain ASGI middleware).
+
+- **body limit**: the bytes of a request body are counted as they arrive, with or without
+  ``Content-Length``; one byte over the limit and the request is answered 413, whatever
+  route or role (a chunked 400 MB body no longer reaches the handler);
+- **rate limit**: a token bucket per API key (per client address without one), answered
+  429 with ``Retry-After`` when empty;
+- **headers**: ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer`` on
+  every answer, and a Content-Security-Policy on HTML: the map pages run only their own two
+  inlined scripts, the ``?f=html`` pages none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import HTTPException
+
+from maps.base import csp as map_csp
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# the API documentation pages load Swagger UI / ReDoc from their CDN (nothing else does)
+DOCS_CSP = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr.net; "
+            "style-src 'unsafe-inline' https://cdn.jsdelivr.net; img-src data: https://fastapi.tiangolo.com "
+            "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'")  # fmt: skip
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+
+class TooLarge(HTTPException):
+    """The request body passed the limit while it was being read (a FastAPI HTTPException,
+    so the framework's body parsing lets it through to our problem-document handler instead
+    of calling it a malformed body). FastAPI's own ``max_body_size`` counts the same bytes
+    but answers with its plain ``{"detail"}`` document, not a problem document.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit:,} bytes")
+
+
+async def _problem(
+    send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    titles = {413: "Too large", 429: "Too many requests"}
+    body = json.dumps({"type": "about:blank", "title": titles.get(status, "Error"), "status": status,
+                       "detail": detail}).encode()  # fmt: skip
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """Count request body bytes as they arrive; 413 past ``limit``."""
+
+    def __init__(self, app: App, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 413 for a body over the limit, else pass the request on."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"request body over {self.limit:,} bytes"
+        size = dict(scope.get("headers") or []).get(b"content-length")
+        if size is not None and (not size.isdigit() or int(size) > self.limit):
+            await _problem(send, 413, detail)
+            return
+        seen, started = 0, False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise TooLarge(self.limit)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except TooLarge:
+            if not started:
+                await _problem(send, 413, detail)
+
+
+class RateLimit:
+    """A token bucket per API key (per client address without one): ``rate`` requests a
+    second on average, bursts of ``burst``; an empty bucket answers 429 with Retry-After.
+    ``rate`` 0 switches it off; ``exempt_loopback`` lets requests from this machine pass
+    (benchmarks, tests), so a proxy on this machine must not be trusted with it.
+    """
+
+    def __init__(self, app: App, rate: float, burst: int, exempt_loopback: bool = False) -> None:
+        self.app, self.rate, self.burst, self.exempt = app, rate, burst, exempt_loopback
+        self.buckets: dict[str, tuple[float, float]] = {}
+        self.lock = threading.Lock()
+
+    def _take(self, who: str) -> float:
+        """0 when the request may pass, else the seconds until it may."""
+        now = time.monotonic()
+        with self.lock:
+            tokens, last = self.buckets.get(who, (float(self.burst), now))
+            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self.buckets[who] = (tokens - 1, now)
+                return 0.0
+            self.buckets[who] = (tokens, now)
+            if len(self.buckets) > 100_000:  # forget idle clients rather than grow for ever
+                self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 60}
+            return (1 - tokens) / self.rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 429 when the caller's bucket is empty, else pass the request on."""
+        if scope["type"] != "http" or self.rate <= 0:
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        if self.exempt and client in ("127.0.0.1", "::1"):
+            await self.app(scope, receive, send)
+            return
+        key = dict(scope.get("headers") or []).get(b"x-api-key")
+        who = "key:" + hashlib.sha256(key).hexdigest() if key else f"ip:{client}"
+        wait = self._take(who)
+        if wait:
+            await _problem(send, 429, "too many requests; slow down",
+                           ((b"retry-after", str(max(1, math.ceil(wait))).encode()),))  # fmt: skip
+            return
+        await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """nosniff and Referrer-Policy on every answer; a Content-Security-Policy on HTML."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.maps = (map_csp() + "; frame-ancestors 'none'").encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the headers to its answer."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+
+        async def headed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                have = {k.lower() for k, _ in headers}
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                ctype = dict(headers).get(b"content-type", b"")
+                if ctype.startswith(b"text/html") and b"content-security-policy" not in have:
+                    policy = (self.maps if path.startswith("/maps/")
+                              else DOCS_CSP.encode() if path in ("/docs", "/redoc") else PAGE_CSP.encode())  # fmt: skip
+                    headers.append((b"content-security-policy", policy))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, headed)
+
+
+class Errors:
+    """The last line: an exception no handler took becomes a logged 500 that shows the
+    client only an id; a normal answer after an outage tells ``outage`` the store is back.
+    """
+
+    def __init__(
+        self, app: App, outage: Any, internal: Callable[[Any, BaseException], Any]
+    ) -> None:
+        self.app, self.outage, self.internal = app, outage, internal
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; answer 500 for what escaped it."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if message["status"] < 500:
+                    self.outage.up()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:  # a bug must not show its trace or SQL to the client
+            if started:
+                raise
+            from starlette.requests import Request
+
+            await self.internal(Request(scope), exc)(scope, receive, send)
