@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     rate_limit_loopback_exempt: bool = Field(
         default=False, description="Requests from this machine pass the rate limit (benchmarks)."
     )
+    privacy_min_buildings: int = Field(
+        default=0,
+        ge=0,
+        description="Viewers' maps: 0 sums households per grid; k > 0 shows 100 m cells of at least k buildings.",
+    )
     tianditu_key: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TIANDITU_KEY", "GRIDGIS_TIANDITU_KEY"),

@@ -10,7 +10,8 @@ nothing is returned, so nothing is written, unless every input is clean.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class RawInput:
     frame: pd.DataFrame
     labels: pd.Series
     problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
 
 
 def _detect_dbf_encoding(shp: Path) -> str | None:
@@ -116,6 +118,43 @@ def read_file(path: str | os.PathLike[str], *, encoding: str | None = None) -> R
     return RawInput(p, df.reset_index(drop=True), labels.reset_index(drop=True))
 
 
+#: a number as a table may write it: digits after a decimal point, an optional exponent.
+#: "34." and "117." are refused: that is what a line cut off in the middle of a value looks like
+_NUMBER = r"^[+-]?(?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+def strict_numbers(s: pd.Series) -> pd.Series:
+    """Numbers of a column as read from a table: text that is not a whole number (a cut
+    value, stray text) becomes missing, so validation names its row.
+    """
+    if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return pd.to_numeric(s, errors="coerce")
+    text = (
+        s.astype(object).where(s.notna(), None).map(lambda v: None if v is None else str(v).strip())
+    )
+    ok = text.map(lambda v: v is not None and bool(re.match(_NUMBER, v)))
+    return pd.to_numeric(text.where(ok, None), errors="coerce")
+
+
+def _numbers_strictly(raw: RawInput, df: pd.DataFrame, name: str) -> None:
+    """Every number column of a table input: a value that is not a whole number (``34.``,
+    ``3O0``) is a problem with its row, never a silent truncation.
+    """
+    for f in schema.layer(name).fields:
+        if f.kind not in ("int", "float") or f.name not in df.columns:
+            continue
+        col = df[f.name]
+        if not (col.dtype == object or pd.api.types.is_string_dtype(col)):
+            continue
+        lenient = pd.to_numeric(col, errors="coerce")
+        bad = lenient.notna() & strict_numbers(col).isna()  # what else is wrong, validation says
+        for i in np.flatnonzero(bad.to_numpy()):
+            raw.problems.append(
+                f"{raw.labels[i]}: {f.name} {col.iloc[i]!r} is not a number (a cut-off line?)"
+            )
+        df.loc[bad, f.name] = None
+
+
 def _as_text(s: pd.Series) -> pd.Series:
     """Values as text; whole floats lose their ``.0`` (a code read as a number)."""
 
@@ -146,11 +185,11 @@ def _geometry(raw: RawInput, system: str, geometry_type: str) -> gpd.GeoSeries |
         else:
             geoms = geoms.to_crs("EPSG:4326")
     elif geometry_type == "Point" and {"lon", "lat"} <= set(df.columns):
-        lon = pd.to_numeric(df["lon"], errors="coerce")
-        lat = pd.to_numeric(df["lat"], errors="coerce")
+        lon, lat = strict_numbers(df["lon"]), strict_numbers(df["lat"])
         for i in np.flatnonzero((lon.isna() | lat.isna()).to_numpy()):
             raw.problems.append(
                 f"{raw.labels[i]}: lon/lat {df['lon'].iloc[i]!r}, {df['lat'].iloc[i]!r} are not numbers"
+                " (a cut-off line?)"
             )
         geoms = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326")
         geoms[lon.isna() | lat.isna()] = None
@@ -193,7 +232,9 @@ def read_points(path: str | os.PathLike[str], crs: str = "wgs84") -> gpd.GeoData
 
 
 def _repair(raw: RawInput, geoms: gpd.GeoSeries, geometry_type: str) -> gpd.GeoSeries:
-    """Make invalid polygons valid where that keeps a polygon; report the rest."""
+    """Make invalid polygons valid where that keeps a polygon (each repair noted in
+    ``raw.repairs``, to be accepted or refused); report the rest as problems.
+    """
     geoms = geoms.copy()
     present = ~(geoms.isna() | geoms.is_empty)
     invalid = present & ~geoms.is_valid
@@ -208,14 +249,27 @@ def _repair(raw: RawInput, geoms: gpd.GeoSeries, geometry_type: str) -> gpd.GeoS
             raw.problems.append(f"{raw.labels[i]}: geometry is invalid and cannot be made valid")
             geoms.iloc[i] = None
         else:
+            why = shapely.is_valid_reason(geoms.iloc[i])
+            n = len(shapely.get_parts(fixed))
+            raw.repairs.append(
+                f"{raw.labels[i]}: geometry is invalid ({why}); made valid it is {n} "
+                f"polygon{'s' if n > 1 else ''} of {_area_m2(fixed):,.0f} m²"
+            )
             geoms.iloc[i] = fixed
     return geoms
+
+
+def _area_m2(geom: shapely.Geometry) -> float:
+    """The area of a lon/lat geometry in square metres (its metric zone)."""
+    g = gpd.GeoSeries([geom], crs=4326)
+    return float(g.to_crs(gcrs.metric_crs_of(g)).area.iloc[0])
 
 
 def _finish(
     raw: RawInput, name: str, df: pd.DataFrame, geoms: gpd.GeoSeries | None
 ) -> pd.DataFrame:
     spec = schema.layer(name)
+    _numbers_strictly(raw, df, name)
     raw.problems.extend(schema.problems(name, df, label_of=raw.labels))
     if spec.geometry is None:
         return df
@@ -352,8 +406,15 @@ def _check(raw: RawInput, df: pd.DataFrame, name: str) -> Any:
     return out
 
 
+#: how far (metres) a building may lie outside the community its code names
+TOLERANCE_M = 50.0
+
+
 def _buildings(
-    raw: RawInput, system: str, communities: gpd.GeoDataFrame | None
+    raw: RawInput,
+    system: str,
+    communities: gpd.GeoDataFrame | None,
+    tolerance_m: float = TOLERANCE_M,
 ) -> gpd.GeoDataFrame:
     df = _text_columns(raw.frame, "buildings")
     geoms = _geometry(raw, system, "Point")
@@ -377,7 +438,44 @@ def _buildings(
             raw.problems.append(
                 f"{raw.labels[i]}: community_code {df['community_code'].iloc[i]} is not a known community"
             )
+        if geoms is not None:
+            _in_their_communities(raw, df, geoms, communities, tolerance_m)
     return _finish(raw, "buildings", df, geoms)
+
+
+def _in_their_communities(
+    raw: RawInput,
+    df: pd.DataFrame,
+    geoms: gpd.GeoSeries,
+    communities: gpd.GeoDataFrame,
+    tolerance_m: float,
+) -> None:
+    """Each building must lie in (or within ``tolerance_m`` of) the community it names."""
+    known = (
+        df["community_code"].isin(set(communities["code"])).to_numpy() & geoms.notna().to_numpy()
+    )
+    idx = np.flatnonzero(known)
+    if not len(idx):
+        return
+    polys = communities.set_index("code").geometry
+    shapely.prepare(polys.values)
+    mine = polys.reindex(df["community_code"].to_numpy()[idx]).values
+    outside = idx[~shapely.intersects(mine, geoms.values[idx])]
+    if not len(outside):
+        return
+    metric = gcrs.metric_crs_of(communities)
+    pts = gpd.GeoSeries(geoms.values[outside], crs=4326).to_crs(metric).values
+    areas = gpd.GeoSeries(polys.reindex(df["community_code"].to_numpy()[outside]).values, crs=4326)
+    dist = shapely.distance(areas.to_crs(metric).values, pts)
+    for i, d in zip(outside, dist, strict=True):
+        if d > tolerance_m:
+            x, y = geoms.iloc[i].coords[0]
+            where = f"{d / 1000:,.1f} km" if d >= 1000 else f"{d:,.0f} m"
+            raw.problems.append(
+                f"{raw.labels[i]}: building at ({x:.6f}, {y:.6f}) lies {where} outside community "
+                f"{df['community_code'].iloc[i]}, which its community_code names (allowed: "
+                f"{tolerance_m:g} m); correct the code or the position"
+            )
 
 
 def locate(points: gpd.GeoSeries, communities: gpd.GeoDataFrame) -> pd.Series:
@@ -448,8 +546,12 @@ def _workers(raw: RawInput, system: str, communities: set[str] | None) -> pd.Dat
             raw.problems.append(f"{raw.labels[i]}: hired {df['hired'].iloc[i]} is in the future")
         df["hired"] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), df["hired"])
     if {"home_lon", "home_lat"} <= set(src.columns):
-        lon = pd.to_numeric(src["home_lon"], errors="coerce")
-        lat = pd.to_numeric(src["home_lat"], errors="coerce")
+        lon, lat = strict_numbers(src["home_lon"]), strict_numbers(src["home_lat"])
+        given = src["home_lon"].notna() | src["home_lat"].notna()
+        for i in np.flatnonzero((given & (lon.isna() | lat.isna())).to_numpy()):
+            raw.problems.append(
+                f"{raw.labels[i]}: home {src['home_lon'].iloc[i]!r}, {src['home_lat'].iloc[i]!r} are not numbers"
+            )
         has = lon.notna() & lat.notna()
         bad = has & gcrs.outside_china(lon.fillna(0), lat.fillna(0))
         for i in np.flatnonzero(bad.to_numpy()):
@@ -488,10 +590,14 @@ def _roads(raw: RawInput, system: str) -> gpd.GeoDataFrame:
 def load(
     files: Mapping[str, str | os.PathLike[str]],
     *,
-    crs: str = "wgs84",
+    crs: str | Mapping[str, str] = "wgs84",
     encoding: str | None = None,
     communities: gpd.GeoDataFrame | None = None,
     facility_types: set[str] | None = None,
+    allow_empty: bool = False,
+    repair: bool = False,
+    repairs: list[str] | None = None,
+    tolerance_m: float = TOLERANCE_M,
 ) -> dict[str, pd.DataFrame]:
     """Read and validate a set of input files together; all clean, or one error for all.
 
@@ -501,7 +607,9 @@ def load(
         Layer name (``communities``, ``buildings``, ``facilities``, ``workers``, ``roads``)
         → file path; any subset.
     crs
-        Coordinate system of lon/lat inputs: ``wgs84``, ``cgcs2000``, ``gcj02`` or ``bd09``.
+        Coordinate system of lon/lat inputs: ``wgs84``, ``cgcs2000``, ``gcj02`` or ``bd09``;
+        one for all files, or layer → system (the others WGS84), e.g. buildings digitised
+        on Amap beside official community boundaries.
     encoding
         Attribute encoding, when detection is not enough (e.g. ``GBK``).
     communities
@@ -509,6 +617,13 @@ def load(
         buildings' ``community_code``).
     facility_types
         Known facility type codes (default: no check).
+    allow_empty
+        Accept a file with no rows (it empties its layer); otherwise that is an error.
+    repair
+        Accept invalid polygons made valid (each repair is appended to ``repairs``);
+        otherwise each is an error that says what the repair would make of it.
+    tolerance_m
+        How far a building may lie outside the community its ``community_code`` names.
 
     Returns
     -------
@@ -522,7 +637,7 @@ def load(
             "import",
             [f"unknown input layer {u!r}; use {', '.join(INPUT_LAYERS)}" for u in sorted(unknown)],
         )
-    system = gcrs.check_system(crs)
+    systems = systems_of(crs, files)
     raws: dict[str, RawInput] = {}
     problems: list[str] = []
     for name, path in files.items():
@@ -530,11 +645,17 @@ def load(
             raws[name] = read_file(path, encoding=encoding)
         except InputFileError as exc:
             problems.append(f"{name}: {exc}")
+    for name, raw in raws.items():
+        if not len(raw.frame) and not allow_empty:
+            problems.append(
+                f"{name} ({raw.path.name}): the file has no rows; importing it would empty the "
+                f"layer {name} — give --replace-with-empty if that is meant"
+            )
     frames: dict[str, Any] = {}
     builders: dict[str, Callable[[RawInput], pd.DataFrame]] = {
-        "communities": lambda r: _communities(r, system),
-        "roads": lambda r: _roads(r, system),
-        "facilities": lambda r: _facilities(r, system, facility_types),
+        "communities": lambda r: _communities(r, systems["communities"]),
+        "roads": lambda r: _roads(r, systems["roads"]),
+        "facilities": lambda r: _facilities(r, systems["facilities"], facility_types),
     }
     for name, raw in raws.items():
         _unlaunder(raw, [*schema.layer(name).columns, "street_name", "district_name"])
@@ -545,19 +666,38 @@ def load(
     if "communities" in raws and raws["communities"].problems:
         comm = None  # do not report every building against broken communities
     if "buildings" in raws:
-        frames["buildings"] = _buildings(raws["buildings"], system, comm)
+        frames["buildings"] = _buildings(raws["buildings"], systems["buildings"], comm, tolerance_m)
     if "workers" in raws:
         frames["workers"] = _workers(
-            raws["workers"], system, set(comm["code"]) if comm is not None else None
+            raws["workers"], systems["workers"], set(comm["code"]) if comm is not None else None
         )
     for name, raw in raws.items():
         problems.extend(f"{name} ({raw.path.name}): {p}" for p in raw.problems)
+        if repair and repairs is not None:
+            repairs.extend(f"{name} ({raw.path.name}): {r}" for r in raw.repairs)
+        elif not repair:
+            problems.extend(
+                f"{name} ({raw.path.name}): {r}; give --repair to accept that" for r in raw.repairs
+            )
     if problems:
         raise ValidationError("import", problems)
     out = {name: schema.conform(name, df) for name, df in frames.items()}
     if "communities" in frames:
         out["streets"], out["districts"] = derive_parents(frames["communities"])
     return out
+
+
+def systems_of(crs: str | Mapping[str, str], layers: Iterable[str]) -> dict[str, str]:
+    """The lon/lat system of each input layer: one for all, or per layer (default WGS84)."""
+    if isinstance(crs, str):
+        one = gcrs.check_system(crs)
+        return dict.fromkeys(INPUT_LAYERS, one)
+    unknown = sorted(set(crs) - set(INPUT_LAYERS))
+    if unknown:
+        raise ValidationError(
+            "--crs", [f"{u!r} is not an input layer ({', '.join(INPUT_LAYERS)})" for u in unknown]
+        )
+    return {n: gcrs.check_system(crs.get(n, "wgs84")) for n in INPUT_LAYERS}
 
 
 def derive_parents(communities: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:

@@ -22,7 +22,7 @@ from gis import network as gnet
 from gis import settings
 from gis.coverage import Coverage, compute
 from gis.crs import metric_crs_of
-from gis.errors import InputFileError, NotFoundError, ValidationError
+from gis.errors import AccessError, InputFileError, NotFoundError, ValidationError
 from gis.io import locate
 from gis.staffing import StaffRules
 
@@ -49,9 +49,9 @@ def _empty_gdf(*columns: str) -> gpd.GeoDataFrame:
 
 @dataclass
 class Scope:
-    """Where a map looks: the whole city, one street or one community."""
+    """Where a map looks: the whole city, a district, a street or a community."""
 
-    level: str  # city | street | community
+    level: str  # city | district | street | community
     code: str | None
     name: str
     communities: gpd.GeoDataFrame
@@ -59,7 +59,7 @@ class Scope:
     @property
     def detail(self) -> bool:
         """Whether the map shows one street or community in detail."""
-        return self.level != "city"
+        return self.level in ("street", "community")
 
     def bounds(self) -> tuple[float, float, float, float]:
         """The scope's extent (EPSG:4326)."""
@@ -67,12 +67,31 @@ class Scope:
         return float(b[0]), float(b[1]), float(b[2]), float(b[3])
 
 
-def scope(f: Frames, street: str | None = None, community: str | None = None) -> Scope:
-    """The scope of a map, with a clear error for a code the store does not hold."""
+def scope(
+    f: Frames, street: str | None = None, community: str | None = None, *, within: str | None = None
+) -> Scope:
+    """The scope of a map, with a clear error for a code the store does not hold.
+
+    ``within``: the caller's jurisdiction (a district, street or community code): a scope
+    outside it is refused, and without a street or community the map shows the
+    jurisdiction itself.
+    """
     need(f, "communities")
     comms = f["communities"]
     if street and community:
         raise ValidationError("map", ["give --street or --community, not both"])
+    asked = community or street
+    if asked and within and not str(asked).startswith(within):
+        raise AccessError(f"{asked} lies outside your jurisdiction ({within})")
+    if not asked and within:
+        level = {6: "district", 9: "street", 12: "community"}[len(within)]
+        if level == "district":
+            sel = comms[comms["district_code"] == within]
+            names = f["districts"].set_index("code")["name"] if "districts" in f else pd.Series()
+            return Scope("district", within, str(names.get(within, within)), sel)
+        return scope(
+            f, within if level == "street" else None, within if level == "community" else None
+        )
     if community:
         sel = comms[comms["code"] == community]
         if not len(sel):
@@ -158,8 +177,16 @@ class CoverageDetail:
     has_grids: bool
 
 
-def coverage_detail(f: Frames, type_code: str | None, sc: Scope) -> CoverageDetail:
-    """Coverage of one type in a street or community, computed for the buildings there."""
+def coverage_detail(
+    f: Frames, type_code: str | None, sc: Scope, *, min_buildings: int | None = None
+) -> CoverageDetail:
+    """Coverage of one type in a street or community, computed for the buildings there.
+
+    ``min_buildings`` (for callers who may not see below a grid): ``None`` shows uncovered
+    households in 100 m cells and the households of each gap; ``0`` sums them per grid
+    (community where there are no grids) and leaves gaps without counts; ``k > 0`` keeps
+    only cells of at least ``k`` buildings.
+    """
     need(f, "communities", "facility_types", "buildings", "facilities")
     t = type_row(f, type_code or "community_service_station")
     mode = network_mode(f)
@@ -177,7 +204,8 @@ def coverage_detail(f: Frames, type_code: str | None, sc: Scope) -> CoverageDeta
     units["community"] = (units["community_code"] if level == "grid" else units["code"]).map(cnames)
     w = workers_of_grids(f).set_index("grid_code")
     units["worker"] = units["code"].map(w["worker"]) if level == "grid" else None
-    unc = b[~cv.buildings[f"covered_{t['code']}"].to_numpy()]
+    covered = cv.buildings[f"covered_{t['code']}"].to_numpy()
+    unc = b[~covered]
     fac = f["facilities"]
     view = shapely.box(*sc.communities.total_bounds).buffer(0.01)
     fac = fac[(fac["type"] == t["code"]) & fac.within(view)].reset_index(drop=True)
@@ -185,10 +213,21 @@ def coverage_detail(f: Frames, type_code: str | None, sc: Scope) -> CoverageDeta
     if mode == "network" and len(fac):
         assert cv.space is not None and cv.space.network is not None
         areas = service_areas(fac, cv.space.network, cv.space.crs, float(t["radius_m"]))
-    return CoverageDetail(
-        sc, t, mode, level, units, roads_in_view(f, sc), density(unc, cell=100.0),
-        cv.gaps.assign(served=cv.gaps["served"].round().astype(int)), fac, areas, bool(len(grids)),
-    )  # fmt: skip
+    if min_buildings == 0:  # never below the unit: sums per grid (or community)
+        assert cv.space is not None
+        unit_of = cv.space.units["grid" if level == "grid" else "community"].to_numpy()[~covered]
+        hh = pd.Series(unc["households"].to_numpy(), index=unit_of).groupby(level=0).sum()
+        cells = units[["code", "geometry"]].assign(
+            households=units["code"].map(hh).fillna(0).astype(int)
+        )
+        cells = _classed(cells[cells["households"] > 0].reset_index(drop=True))
+    else:
+        cells = density(unc, cell=100.0, min_buildings=min_buildings or 0)
+    gaps = cv.gaps.assign(served=cv.gaps["served"].round().astype(int))
+    if min_buildings is not None:
+        gaps = gaps.drop(columns="served")
+    return CoverageDetail(sc, t, mode, level, units, roads_in_view(f, sc), cells, gaps, fac, areas,
+                          bool(len(grids)))  # fmt: skip
 
 
 def roads_in_view(f: Frames, sc: Scope) -> gpd.GeoDataFrame:
@@ -199,9 +238,11 @@ def roads_in_view(f: Frames, sc: Scope) -> gpd.GeoDataFrame:
     return roads[roads.intersects(shapely.box(*sc.communities.total_bounds))]
 
 
-def density(b: gpd.GeoDataFrame, cell: float, column: str = "households") -> gpd.GeoDataFrame:
-    """Square cells of ``cell`` metres with the summed ``column`` of the buildings in each,
-    classed 0–3 by quartile.
+def density(
+    b: gpd.GeoDataFrame, cell: float, column: str = "households", *, min_buildings: int = 0
+) -> gpd.GeoDataFrame:
+    """Square cells of ``cell`` metres with the summed ``column`` of the buildings in each
+    (only cells of at least ``min_buildings`` buildings), classed 0–3 by quartile.
     """
     if not len(b):
         return _empty_gdf("households", "class")
@@ -210,12 +251,20 @@ def density(b: gpd.GeoDataFrame, cell: float, column: str = "households") -> gpd
     ij = np.floor(xy / cell).astype(np.int64)
     keys, inv = np.unique(ij, axis=0, return_inverse=True)
     hh = np.bincount(inv.ravel(), weights=b[column].to_numpy(dtype=float))
+    n = np.bincount(inv.ravel())
+    keep = n >= min_buildings
+    keys, hh = keys[keep], hh[keep]
     boxes = shapely.box(keys[:, 0] * cell, keys[:, 1] * cell, (keys[:, 0] + 1) * cell,
                         (keys[:, 1] + 1) * cell)  # fmt: skip
     g = gpd.GeoDataFrame({"households": hh.round().astype(int)}, geometry=boxes, crs=metric)
+    return _classed(g.to_crs(4326))
+
+
+def _classed(g: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``g`` with ``class`` 0–3: the quartile of its households."""
+    hh = g["households"].to_numpy(dtype=float)
     breaks = np.quantile(hh, [0.25, 0.5, 0.75]) if len(hh) > 3 else [1, 2, 3]
-    g["class"] = np.searchsorted(breaks, hh, side="right")
-    return g.to_crs(4326)
+    return g.assign(**{"class": np.searchsorted(breaks, hh, side="right")})
 
 
 def service_areas(
@@ -241,9 +290,18 @@ class CoverageOverview:
     missing: list[str]  # types with no stored coverage (codes)
 
 
-def coverage_overview(f: Frames, type_code: str | None, lang: str = "zh") -> CoverageOverview:
-    """Communities shaded by the stored covered share, per type."""
+def coverage_overview(
+    f: Frames, type_code: str | None, lang: str = "zh", *, within: str | None = None
+) -> CoverageOverview:
+    """Communities shaded by the stored covered share, per type (only those in ``within``,
+    a district, street or community code, when given).
+    """
     need(f, "communities", "facility_types", "coverage")
+    if within:
+        f = {
+            **f,
+            **{n: _within(f[n], within) for n in ("communities", "streets", "districts") if n in f},
+        }
     types = f["facility_types"]
     if type_code:
         type_row(f, type_code)
@@ -260,6 +318,12 @@ def coverage_overview(f: Frames, type_code: str | None, lang: str = "zh") -> Cov
         base[f"served{i}"] = base["code"].map(s["served"])
     return CoverageOverview(rules_of(f).name(lang), types.reset_index(drop=True), base,
                             f.get("streets"), f.get("districts"), missing)  # fmt: skip
+
+
+def _within(units: gpd.GeoDataFrame, code: str) -> gpd.GeoDataFrame:
+    """The units inside ``code`` and the ones holding it (a street's own district)."""
+    c = units["code"].astype(str)
+    return units[c.str.startswith(code) | c.map(code.startswith)].reset_index(drop=True)
 
 
 # --- staffing -------------------------------------------------------------------------------
@@ -348,8 +412,12 @@ class ScenarioView:
     results: dict  # the stored results (an optimisation's objective, gap, …)
 
 
-def scenario(f: Frames, name: str, street: str | None = None) -> ScenarioView:
-    """Coverage before and after a saved scenario's sites, in the streets they lie in."""
+def scenario(
+    f: Frames, name: str, street: str | None = None, *, within: str | None = None
+) -> ScenarioView:
+    """Coverage before and after a saved scenario's sites, in the streets they lie in (or
+    ``street``; inside ``within``, the caller's jurisdiction, when given).
+    """
     need(f, "scenarios", "communities", "buildings", "facilities", "facility_types")
     rows = f["scenarios"]
     row = rows[rows["id"] == name]
@@ -361,7 +429,7 @@ def scenario(f: Frames, name: str, street: str | None = None) -> ScenarioView:
     sites = pd.DataFrame(json.loads(row["sites"]))
     t = type_row(f, results.get("type") or sites["type"].iloc[0])
     pts = gpd.GeoDataFrame(sites, geometry=gpd.points_from_xy(sites["lon"], sites["lat"]), crs=4326)
-    sc = scope(f, street) if street is not None else _streets_of(f, pts)
+    sc = scope(f, street, within=within) if street is not None or within else _streets_of(f, pts)
     b, grids = in_scope(f, sc, "buildings"), in_scope(f, sc, "grids")
     mode = network_mode(f)
     extra = gpd.GeoDataFrame(

@@ -318,6 +318,10 @@ LAYERS: dict[str, Layer] = {
                 Field("created", "str"),
                 Field("sites", "str"),
                 Field("results", "str", nullable=True),
+                # the communities the sites lie in (comma-separated): who may see it
+                Field("communities", "str", nullable=True, required=False),
+                Field("editor", "str", nullable=True, required=False),
+                Field("edited", "str", nullable=True, required=False),
             ),
             None,
             "方案",

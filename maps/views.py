@@ -60,10 +60,12 @@ def coverage_detail_map(
         fill=pd.Series(DENSITY_COLOURS[cells["class"].to_numpy(dtype=int)], index=cells.index)
         if len(cells) else None,
         line="#00000000", weight=0, opacity=0.55,
-        tooltip={"households": text("uncovered households", lang)}, show=False,
+        tooltip=({"code": text("code", lang)} if "code" in cells else {})
+        | {"households": text("uncovered households", lang)}, show=False,
     )  # fmt: skip
+    gap_tip = {"served": text("served in gap", lang)} if "served" in d.gaps else None
     gm.polygons(d.gaps, text("gaps", lang), fill=GAP, line=GAP, weight=0.6, opacity=0.22,
-                tooltip={"served": text("served in gap", lang)})  # fmt: skip
+                tooltip=gap_tip)  # fmt: skip
     _facilities(gm, d, name, lang)
     if d.has_grids:
         gm.search("code", u)
@@ -159,7 +161,7 @@ def staffing_map(
     gm = _map(text("staffing title", lang, scope=sc.name or v.city), sc.bounds(), tiles, lang, key)
     comms = v.communities.assign(flag=v.communities["flag"].map(lambda f: text(f, lang)))
     fills = v.communities["flag"].map(FLAG_COLOURS)
-    tips = {"name": text("community", lang)} | {
+    tips = {"code": text("community code", lang), "name": text("community", lang)} | {
         k: text(k, lang) for k in ("households", "quota", "roster", "flag")
     }
     if not sc.detail:

@@ -4,7 +4,6 @@ everything the maps draw, and the browser."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from gis.partition import divide
 from gis.staffing import StaffRules
 from gis.store import GeoPackageStore, PostGISStore, Store
 from gis.synth import build_city
+from gis.workflows import sites as wsites
 from gis.workflows.staff import quota_table
 from maps import browser
 
@@ -119,25 +119,18 @@ def map_frames(district_city) -> dict[str, pd.DataFrame]:
     p = siting.Planner.from_coverage(
         cv, f["buildings"], f["facilities"], f["facility_types"], "elderly_day_care"
     )
-    cands = siting.generate(p, 20)
-    sol = siting.optimise(p, cands, 3, "mclp")
+    cands = siting.generate(p, 80)  # the sample scenario's sites lie in one street
+    inside = wsites.locate(cands.geometry, f["communities"]).fillna("").str.startswith("370405001")
+    cands = cands[inside.to_numpy()].head(20).reset_index(drop=True)
+    sol = siting.optimise(p, cands, 3, "mclp", within="370405001")
     chosen = cands[cands["id"].isin(sol.chosen)]
     sites = pd.DataFrame(
         {"id": chosen["id"], "type": "elderly_day_care", "lon": chosen.geometry.x,
          "lat": chosen.geometry.y, "area_m2": 400.0}
     )  # fmt: skip
-    f["scenarios"] = pd.DataFrame(
-        {
-            "id": ["示例"],
-            "name": ["示例"],
-            "author": ["test"],
-            "created": ["2026-11-26T12:00:00+08:00"],
-            "sites": [sites.to_json(orient="records", force_ascii=False)],
-            "results": [
-                json.dumps({"kind": "optimise", "type": "elderly_day_care", **sol.as_dict()})
-            ],
-        }
-    )
+    results = {"kind": "optimise", "type": "elderly_day_care", **sol.as_dict()}
+    comms = wsites.communities_of(sites, f["communities"])
+    f["scenarios"] = wsites.scenario_row("示例", "test", sites, results, comms)
     return f
 
 
@@ -176,6 +169,7 @@ def served(request, map_frames, tmp_path_factory) -> Iterator[tuple[Store, dict[
                 ("supervisor", "supervisor", "370405001"),
                 ("supervisor_other", "supervisor", "370405100"),
                 ("planner", "planner", "370405001"),
+                ("planner2", "planner", "370405001"),
                 ("admin", "admin", None),
             )
         }

@@ -25,16 +25,34 @@ from api.cli.output import (
 )
 from gis import export as gexport
 from gis import schema
-from gis.errors import InputFileError
+from gis.errors import InputFileError, ValidationError
 from gis.workflows import data as wdata
 from gis.workflows.coverage import city_table
 
 CrsOpt = Annotated[
-    str,
+    list[str] | None,
     typer.Option(
-        help="Coordinates of lon/lat inputs: wgs84, cgcs2000, gcj02 (Amap/Tencent), bd09 (Baidu)."
+        help="Coordinates of lon/lat inputs: wgs84 (default), cgcs2000, gcj02 (Amap/Tencent), bd09 "
+        "(Baidu) for every file, or LAYER=SYSTEM per file (repeat), e.g. --crs buildings=gcj02.",
     ),
 ]
+
+
+def parse_crs(given: list[str] | None) -> str | dict[str, str]:
+    """``--crs`` as io.load takes it: one system, or layer → system."""
+    if not given:
+        return "wgs84"
+    if len(given) == 1 and "=" not in given[0]:
+        return given[0]
+    out = {}
+    for g in given:
+        layer, sep, system = g.partition("=")
+        if not sep:
+            raise ValidationError(
+                "--crs", [f"{g!r}: give one SYSTEM, or LAYER=SYSTEM for each file"]
+            )
+        out[layer.strip()] = system.strip()
+    return out
 
 
 def demo(
@@ -99,10 +117,22 @@ def import_(
     roads: Annotated[
         Path | None, typer.Option(help="Road lines (any kind column is kept).")
     ] = None,
-    crs: CrsOpt = "wgs84",
+    crs: CrsOpt = None,
     encoding: Annotated[
         str | None, typer.Option(help="Attribute encoding when detection fails, e.g. GBK.")
     ] = None,
+    replace_with_empty: Annotated[
+        bool, typer.Option("--replace-with-empty", help="Let a file with no rows empty its layer.")
+    ] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Accept invalid polygons made valid (each repair is listed)."
+        ),
+    ] = False,
+    tolerance: Annotated[
+        float, typer.Option(help="Metres a building may lie outside the community its code names.")
+    ] = 50.0,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -119,9 +149,16 @@ def import_(
         )
     s = open_(store)
     with steps(not as_json) as say:
-        counts = wdata.import_files(s, actor(), files, crs=crs, encoding=encoding, say=say)
-    emit(as_json, {"store": s.url, "imported": counts},
-         lambda: console.print(table(f"imported into {s.url}", pd.DataFrame([counts]))))  # fmt: skip
+        done = wdata.import_files(s, actor(), files, crs=parse_crs(crs), encoding=encoding,
+                                  replace_with_empty=replace_with_empty, repair=repair,
+                                  tolerance_m=tolerance, say=say)  # fmt: skip
+
+    def render() -> None:
+        console.print(table(f"imported into {s.url}", pd.DataFrame([done.counts])))
+        for r in done.repairs:
+            console.print(f"已修复 repaired: {r}", highlight=False)
+
+    emit(as_json, {"store": s.url, "imported": done.counts, "repairs": done.repairs}, render)
 
 
 def export(

@@ -1,19 +1,39 @@
-"""Map routes: the supervisor and planner maps as HTML pages, cached per store version."""
+"""Map routes: the supervisor and planner maps as HTML pages, cached per store version.
+
+The same rules as the features: a key's map covers its jurisdiction (a street or community
+outside it is refused; without one the map shows the jurisdiction), and a viewer's or
+anonymous map never carries a household count below a grid (``privacy_min_buildings``).
+Each cached page is kept per jurisdiction and per kind of caller, never shared across them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from api.http.deps import Caller, Ctx, Lang, Planner, Tiles
 from gis import mapdata
+from gis.access import Principal
+from gis.workflows import sites as wsites
 from maps import views
 
 router = APIRouter(tags=["maps"])
 
 
-def _page(ctx: Ctx, key: tuple, deps: tuple[str, ...], make: object) -> HTMLResponse:
-    return HTMLResponse(ctx.layers.memo(key, deps, make))  # type: ignore[arg-type]
+def _page(
+    ctx: Ctx, who: Principal, key: tuple, deps: tuple[str, ...], make: Callable[[], str]
+) -> HTMLResponse:
+    whom = (who.scope, who.at_least("supervisor"))
+    return HTMLResponse(ctx.layers.memo((*key, *whom), deps, make))
+
+
+def _privacy(ctx: Ctx, who: Principal) -> int | None:
+    """How a caller's map aggregates households: ``None`` (supervisors and above see what
+    they may read as features) or the viewers' setting.
+    """
+    return None if who.at_least("supervisor") else ctx.settings.privacy_min_buildings
 
 
 @router.get("/maps/coverage", response_class=HTMLResponse)
@@ -26,21 +46,22 @@ def coverage_map(
     tiles: Tiles = "none",
     lang: Lang = "zh",
 ) -> HTMLResponse:
-    """Coverage map: the city overview, or one street or community in detail."""
+    """Coverage map: the city (or the caller's jurisdiction), or one street or community."""
     key = ctx.settings.tianditu_key
+    scoped = bool(street or community) or (who.scope is not None and len(who.scope) > 6)
 
     def make() -> str:
-        if street or community:
+        if scoped:
             f = ctx.layers.get(mapdata.LAYERS["detail"])
-            d = mapdata.coverage_detail(f, type, mapdata.scope(f, street, community))
+            sc = mapdata.scope(f, street, community, within=who.scope)
+            d = mapdata.coverage_detail(f, type, sc, min_buildings=_privacy(ctx, who))
             return views.coverage_detail_map(d, tiles=tiles, lang=lang, key=key).html()
-        o = mapdata.coverage_overview(ctx.layers.get(mapdata.LAYERS["coverage_city"]), type, lang)
+        f = ctx.layers.get(mapdata.LAYERS["coverage_city"])
+        o = mapdata.coverage_overview(f, type, lang, within=who.scope)
         return views.coverage_overview_map(o, tiles=tiles, lang=lang, key=key).html()
 
-    kind = "detail" if street or community else "coverage_city"
-    return _page(
-        ctx, ("coverage", type, street, community, tiles, lang), mapdata.LAYERS[kind], make
-    )
+    deps = mapdata.LAYERS["detail" if scoped else "coverage_city"]
+    return _page(ctx, who, ("coverage", type, street, community, tiles, lang), deps, make)
 
 
 @router.get("/maps/staffing", response_class=HTMLResponse)
@@ -53,14 +74,14 @@ def staffing_map(
     lang: Lang = "zh",
 ) -> HTMLResponse:
     """Staffing map: grids by responsible worker, loads, communities flagged."""
-    kind = "detail" if street or community else "staffing_city"
+    kind = "detail" if street or community or who.scope else "staffing_city"
 
     def make() -> str:
         f = ctx.layers.get(mapdata.LAYERS[kind])
-        v = mapdata.staffing(f, mapdata.scope(f, street, community), lang)
+        v = mapdata.staffing(f, mapdata.scope(f, street, community, within=who.scope), lang)
         return views.staffing_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
 
-    return _page(ctx, ("staffing", street, community, tiles, lang), mapdata.LAYERS[kind], make)
+    return _page(ctx, who, ("staffing", street, community, tiles, lang), mapdata.LAYERS[kind], make)
 
 
 @router.get("/maps/scenario/{name}", response_class=HTMLResponse)
@@ -72,10 +93,16 @@ def scenario_map(
     tiles: Tiles = "none",
     lang: Lang = "zh",
 ) -> HTMLResponse:
-    """A saved siting scenario (planners): sites, coverage before and after, ranking."""
+    """A saved siting scenario (planners, inside their jurisdiction): sites, coverage before
+    and after, ranking.
+    """
+    wsites.scenario(ctx.layers, name, who)  # 404 for a scenario the caller may not see
 
     def make() -> str:
-        v = mapdata.scenario(ctx.layers.get(mapdata.LAYERS["scenario"]), name, street)
+        f = ctx.layers.get(mapdata.LAYERS["scenario"])
+        v = mapdata.scenario(f, name, street, within=who.scope)
         return views.scenario_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
 
-    return _page(ctx, ("scenario", name, street, tiles, lang), mapdata.LAYERS["scenario"], make)
+    return _page(
+        ctx, who, ("scenario", name, street, tiles, lang), mapdata.LAYERS["scenario"], make
+    )

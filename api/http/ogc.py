@@ -363,11 +363,16 @@ def parse_filter(text: str, lang: str | None, allowed: dict[str, str]) -> Any:
         raise ValueError(f"filter-lang {lang!r}: only cql2-text is supported")
     if len(text) > 20_000:
         raise ValueError("filter longer than 20,000 characters")
+    literal = {"TRUE": True, "FALSE": False}.get(text.strip().upper())
+    if literal is not None:  # a boolean literal alone is CQL2 the parser does not take
+        return literal
     try:
         tree = parse(text)
     except Exception as exc:  # the parser's own errors are many kinds; one message
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(f"filter {text!r} is not CQL2 text: {first}") from None
+    if isinstance(tree, bool):
+        return tree
     if not isinstance(tree, A.Node):
         raise ValueError(f"filter {text!r} is not a condition")
     names: set[str] = set()
@@ -395,4 +400,46 @@ def parse_filter(text: str, lang: str | None, allowed: dict[str, str]) -> Any:
         )
     if vertices > 10_000:
         raise ValueError(f"filter geometry has {vertices:,} vertices (at most 10,000)")
-    return tree
+    return fold(tree)
+
+
+_COMPARE = {
+    "Equal": lambda a, b: a == b, "NotEqual": lambda a, b: a != b, "LessThan": lambda a, b: a < b,
+    "LessEqual": lambda a, b: a <= b, "GreaterThan": lambda a, b: a > b,
+    "GreaterEqual": lambda a, b: a >= b,
+}  # fmt: skip
+
+
+def fold(node: Any) -> Any:
+    """``node`` with its constant parts evaluated: ``1=1`` is ``True``, ``NOT (1=1)`` is
+    ``False``, ``x > 3 AND 1=1`` is ``x > 3``. A filter that is constant as a whole comes
+    back as ``True`` (every feature) or ``False`` (none), which each store then applies
+    exactly, instead of each evaluator making its own sense of a literal.
+    """
+    from pygeofilter import ast as A
+
+    name = type(node).__name__
+    if isinstance(node, A.Not):
+        sub = fold(node.sub_node)
+        return (not sub) if isinstance(sub, bool) else A.Not(sub)
+    if isinstance(node, A.And | A.Or):
+        a, b = fold(node.lhs), fold(node.rhs)
+        is_and = isinstance(node, A.And)
+        for x, y in ((a, b), (b, a)):
+            if isinstance(x, bool):
+                return (y if x else False) if is_and else (True if x else y)
+        return type(node)(a, b)
+    if name in _COMPARE and _constant(node.lhs) and _constant(node.rhs):
+        try:
+            return bool(_COMPARE[name](node.lhs, node.rhs))
+        except TypeError:
+            raise ValueError(f"cannot compare {node.lhs!r} with {node.rhs!r}") from None
+    if isinstance(node, A.Between) and all(_constant(x) for x in (node.lhs, node.low, node.high)):
+        return bool((node.low <= node.lhs <= node.high) != node.not_)
+    if isinstance(node, A.In) and _constant(node.lhs) and all(_constant(x) for x in node.sub_nodes):
+        return bool((node.lhs in node.sub_nodes) != node.not_)
+    return node
+
+
+def _constant(v: Any) -> bool:
+    return isinstance(v, int | float | str | bool) and not isinstance(v, type)

@@ -26,14 +26,14 @@ class ScenarioIn(BaseModel):
 @router.get("/scenarios")
 def list_scenarios(who: Planner, ctx: Ctx) -> JSONResponse:
     """Saved scenarios (planners)."""
-    df = wsites.scenarios(ctx.layers)[["id", "name", "author", "created"]]
+    df = wsites.scenarios(ctx.layers, who)[["id", "name", "author", "created"]]
     return JSONResponse({"scenarios": df.to_dict("records")})
 
 
 @router.get("/scenarios/{sid}")
 def get_scenario(who: Planner, ctx: Ctx, sid: str) -> JSONResponse:
-    """One scenario with its sites and results."""
-    return JSONResponse(wsites.scenario(ctx.layers, sid))
+    """One scenario with its sites and results (404 outside the caller's jurisdiction)."""
+    return JSONResponse(wsites.scenario(ctx.layers, sid, who))
 
 
 @router.post("/scenarios", status_code=201)
@@ -49,7 +49,9 @@ def create_scenario(who: Planner, ctx: Ctx, body: Annotated[ScenarioIn, Body()])
 def update_scenario(
     who: Planner, ctx: Ctx, sid: str, body: Annotated[ScenarioIn, Body()]
 ) -> JSONResponse:
-    """Replace a scenario's sites (tested again); the name stays ``sid``."""
+    """Replace a scenario's sites (tested again; its author or an admin); the name stays
+    ``sid``, the author stays, the editor and the time of the change are recorded.
+    """
     t = tested(who, ctx, body.type, body.sites, None)
     wsites.save_scenario(ctx.store, who, sid, t.sites, t.results, replace=True)
     ctx.changed()
@@ -58,7 +60,7 @@ def update_scenario(
 
 @router.delete("/scenarios/{sid}")
 def delete_scenario(who: Planner, ctx: Ctx, sid: str) -> JSONResponse:
-    """Delete a scenario."""
+    """Delete a scenario (its author or an admin)."""
     wsites.delete_scenario(ctx.store, who, sid)
     ctx.changed()
     return JSONResponse({"deleted": sid})

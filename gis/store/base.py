@@ -212,7 +212,8 @@ class Store(ABC):
         """One page of a layer in key order, and how many rows match in all.
 
         ``bbox`` and ``where`` as in :meth:`read`; ``cql`` a parsed CQL2 filter (a
-        pygeofilter AST over the layer's columns and ``geometry``).
+        pygeofilter AST over the layer's columns and ``geometry``), or ``True`` (all) or
+        ``False`` (none) for a constant one.
         """
 
     @abstractmethod

@@ -625,7 +625,9 @@ class GeoPackageStore(Store):
         with self._reading() as con:
             if con is None or name not in _names(con):
                 raise self._missing(name, _names(con) if con is not None else ())
-            if cql is not None:
+            if cql is False:  # a constant filter that no feature passes
+                return Page(name, [], [], 0)
+            if cql is not None and cql is not True:
                 return _page_cql(con, spec, bbox, where, limit, offset, cql)
             return _page(con, spec, bbox, where, limit, offset)
 

@@ -407,7 +407,9 @@ class PostGISStore(Store):
             conds += [t.c[GEOM].op("&&")(env), sa.func.ST_Intersects(t.c[GEOM], env)]
         for col, values in check_where(spec, where).items():
             conds.append(t.c[col].in_(values))
-        if cql is not None:
+        if cql is False:  # a constant filter that no feature passes
+            return Page(name, [], [], 0)
+        if cql is not None and cql is not True:
             from pygeofilter.backends.sqlalchemy import to_filter
 
             fields = {c: t.c[c] for c in spec.columns}

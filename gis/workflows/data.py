@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from gis import crs as gcrs
 from gis import io as gio
 from gis import schema, settings
 from gis.access import Principal
 from gis.assign import Assignment, assign
 from gis.coverage import Coverage, compute
-from gis.errors import InputFileError
+from gis.errors import InputFileError, ValidationError
 from gis.partition import divide
 from gis.reference import facility_types
 from gis.staffing import payroll
-from gis.store import Store
+from gis.store import Store, Tx
 from gis.synth import build_city
 from gis.workflows import sites
 from gis.workflows.base import Files, Say, Tick, quiet
@@ -30,22 +30,28 @@ def import_files(
     actor: Principal,
     files: Files,
     *,
-    crs: str = "wgs84",
+    crs: str | Mapping[str, str] = "wgs84",
     encoding: str | None = None,
+    replace_with_empty: bool = False,
+    repair: bool = False,
+    tolerance_m: float = gio.TOLERANCE_M,
     say: Say = quiet,
-) -> dict[str, int]:
+) -> Imported:
     """Validate the files together, then write them in one transaction with the audit row
-    (and the quotas again, when households or communities changed). Any problem: one error
-    listing every problem with its row, and nothing written.
+    (and the quotas again, when households or communities changed). Any problem — a bad
+    value, a building outside the community it names, a file with no rows, an invalid
+    polygon not accepted for repair, rows of another layer the import would orphan — is
+    one error listing every problem with its row, and nothing is written.
     """
     if not files:
         raise InputFileError(
             "give at least one of communities, buildings, facilities, workers, roads"
         )
-    gcrs.check_system(crs)
+    gio.systems_of(crs, files)
     lock = set(files) | {"facility_types", "quotas"}
     if "communities" in files:
         lock |= {"streets", "districts"}
+    repairs: list[str] = []
     with store.transaction(lock=lock) as tx:
         say("reading and validating")
         held = tx.names()
@@ -54,7 +60,10 @@ def import_files(
         )
         types = tx.read("facility_types") if "facility_types" in held else facility_types()
         frames = gio.load(files, crs=crs, encoding=encoding, communities=existing,
-                          facility_types=set(types["code"]))  # fmt: skip
+                          facility_types=set(types["code"]), allow_empty=replace_with_empty,
+                          repair=repair, repairs=repairs, tolerance_m=tolerance_m)  # fmt: skip
+        if "communities" in frames:
+            _no_orphans(tx, frames)
         if "facility_types" not in held:
             frames["facility_types"] = types
         if "quotas" in held and {"communities", "buildings"} & set(files):
@@ -64,9 +73,47 @@ def import_files(
         say(f"writing to {store.url}")
         tx.write(frames)
         counts = {k: len(v) for k, v in frames.items()}
-        tx.audit(actor.name, "import", ",".join(sorted(files)),
-                 ", ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
-    return counts
+        detail = ", ".join(f"{k} {v}" for k, v in counts.items()) + (
+            f"; {len(repairs)} repaired" if repairs else ""
+        )
+        tx.audit(actor.name, "import", ",".join(sorted(files)), detail)
+    return Imported(counts, repairs)
+
+
+@dataclass
+class Imported:
+    """What an import wrote: rows per layer, and the geometry repairs it accepted."""
+
+    counts: dict[str, int]
+    repairs: list[str]
+
+
+#: the layers whose rows name a community (what a new communities layer must still hold)
+REFERS = (
+    ("buildings", "community_code"),
+    ("workers", "community_code"),
+    ("grids", "community_code"),
+)
+
+
+def _no_orphans(tx: Tx, frames: dict[str, pd.DataFrame]) -> None:
+    """New communities must still hold every community the store's other layers name."""
+    codes = set(frames["communities"]["code"])
+    problems = []
+    for layer, col in REFERS:
+        if layer in frames or not tx.has(layer):
+            continue
+        named = tx.read(layer, columns=[col])[col]
+        lost = named[~named.isin(codes)]
+        if len(lost):
+            gone = sorted(set(lost))
+            problems.append(
+                f"{len(lost):,} {layer} name {len(gone):,} communities this import removes "
+                f"({', '.join(gone[:8])}{', …' if len(gone) > 8 else ''}); import the {layer} "
+                "with them, or keep those communities"
+            )
+    if problems:
+        raise ValidationError("import", problems)
 
 
 def city_summary(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -170,7 +217,8 @@ def _demo_scenario(
     p = sites.siting.Planner.from_coverage(cov, frames["buildings"], frames["facilities"],
                                            frames["facility_types"], "elderly_day_care")  # fmt: skip
     opt = sites.optimise_sites(p, None, 3, "mclp", generate=200, within=street)
-    row = sites.scenario_row(DEMO_SCENARIO, actor.name, opt.sites, opt.results)
+    comms = sites.communities_of(opt.sites, frames["communities"])
+    row = sites.scenario_row(DEMO_SCENARIO, actor.name, opt.sites, opt.results, comms)
     return street, row
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +16,24 @@ from gis import io as gio
 from gis import siting
 from gis.access import Principal
 from gis.coverage import compute
-from gis.errors import ConflictError, NotFoundError, ValidationError
+from gis.errors import AccessError, ConflictError, NotFoundError, ValidationError
+from gis.io import locate
 from gis.reference import facility_types
 from gis.store import Store, now
 from gis.workflows.base import Files, Inputs
 from gis.workflows.coverage import NEEDS, OPTIONAL, compute_for
 
-SCENARIO_COLUMNS = ["id", "name", "author", "created", "sites", "results"]
+SCENARIO_COLUMNS = [
+    "id",
+    "name",
+    "author",
+    "created",
+    "sites",
+    "results",
+    "communities",
+    "editor",
+    "edited",
+]
 
 
 def _known_type(types: pd.DataFrame, code: str) -> None:
@@ -130,21 +142,51 @@ def optimise_sites(
 
 # --- scenarios ------------------------------------------------------------------------------
 
+#: a scenario name: what a URL path segment and a file name can hold, no control characters
+NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,100}$")
+
+
+def check_name(name: str) -> str:
+    """A scenario name as given, or one clear error (every stored scenario stays reachable)."""
+    if not NAME.match(name) or name.strip() != name or name in (".", ".."):
+        raise ValidationError(
+            "scenario name",
+            [f"{name[:40]!r}…: 1–100 characters, no '/' or '\\', no control characters, "
+             "no spaces at either end" if len(name) > 40 else
+             f"{name!r}: 1–100 characters, no '/' or '\\', no control characters, no spaces at either end"],
+        )  # fmt: skip
+    return name
+
 
 def scenario_row(
-    name: str, author: str, sites: pd.DataFrame, results: dict[str, Any]
+    name: str, author: str, sites: pd.DataFrame, results: dict[str, Any], communities: list[str]
 ) -> pd.DataFrame:
-    """One row of the ``scenarios`` layer: sites and results as JSON, author, time."""
+    """One row of the ``scenarios`` layer: sites and results as JSON, author, time, the
+    communities its sites lie in.
+    """
+    stamp = now()
     return pd.DataFrame(
         {
-            "id": [name],
-            "name": [name],
-            "author": [author],
-            "created": [now()],
+            "id": [name], "name": [name], "author": [author], "created": [stamp],
             "sites": [sites.to_json(orient="records", force_ascii=False)],
             "results": [json.dumps(results, ensure_ascii=False, default=float)],
+            "communities": [",".join(sorted(set(communities)))], "editor": [author], "edited": [stamp],
         }
-    )
+    )  # fmt: skip
+
+
+def communities_of(sites: pd.DataFrame, communities: gpd.GeoDataFrame) -> list[str]:
+    """The communities the sites (``lon``, ``lat``) lie in."""
+    pts = gpd.GeoSeries(gpd.points_from_xy(sites["lon"], sites["lat"]), crs=4326)
+    return [str(c) for c in locate(pts, communities).dropna()]
+
+
+def may_see(row: pd.Series | dict[str, Any], who: Principal) -> bool:
+    """Whether ``who`` may see a scenario: all its sites inside the caller's jurisdiction."""
+    if who.scope is None:
+        return True
+    codes = [c for c in str(row.get("communities") or "").split(",") if c]
+    return bool(codes) and all(who.covers(c) for c in codes)
 
 
 def save_scenario(
@@ -156,22 +198,25 @@ def save_scenario(
     *,
     replace: bool = False,
 ) -> None:
-    """Keep sites and results as the scenario ``name`` (with author and time), or replace
-    an existing one's sites and results (``replace=True``); audited.
+    """Keep sites and results as the scenario ``name`` (author, time, the communities of its
+    sites), or replace an existing one's sites and results (``replace=True``; its author or
+    an admin only; the editor and time are recorded); audited.
     """
-    row = scenario_row(name, actor.name, sites, results)
+    check_name(name)
     with store.transaction(lock=("scenarios",)) as tx:
-        exists = tx.has("scenarios") and len(tx.read("scenarios", where={"id": name})) > 0
+        comms = communities_of(sites, tx.read("communities")) if tx.has("communities") else []
+        if not all(actor.covers(c) for c in comms):
+            raise AccessError("a site lies outside your jurisdiction")
+        old = tx.read("scenarios", where={"id": name}) if tx.has("scenarios") else pd.DataFrame()
+        row = scenario_row(name, actor.name, sites, results, comms)
         if replace:
-            if not exists:
+            if not len(old) or not may_see(old.iloc[0], actor):
                 raise NotFoundError("scenarios", [f"no scenario named {name!r}"])
-            tx.update(
-                "scenarios",
-                name,
-                {"sites": row["sites"].iloc[0], "results": row["results"].iloc[0]},
-            )
+            _may_change(old.iloc[0], actor)
+            keep = ("sites", "results", "communities", "editor", "edited")
+            tx.update("scenarios", name, {k: row[k].iloc[0] for k in keep})
         else:
-            if exists:
+            if len(old):
                 raise ConflictError(
                     f"a scenario named {name!r} exists; delete it or choose another name"
                 )
@@ -180,23 +225,38 @@ def save_scenario(
                  f"{len(sites)} sites")  # fmt: skip
 
 
+def _may_change(row: pd.Series, actor: Principal) -> None:
+    if row["author"] != actor.name and not actor.at_least("admin"):
+        raise AccessError(
+            f"scenario {row['id']!r} is {row['author']}'s; only its author or an admin may change it"
+        )
+
+
 def delete_scenario(store: Store, actor: Principal, name: str) -> None:
-    """Delete a scenario (audited)."""
+    """Delete a scenario (its author or an admin; audited)."""
     with store.transaction(lock=("scenarios",)) as tx:
-        if not tx.has("scenarios") or not tx.delete("scenarios", [name]):
+        old = tx.read("scenarios", where={"id": name}) if tx.has("scenarios") else pd.DataFrame()
+        if not len(old) or not may_see(old.iloc[0], actor):
             raise NotFoundError("scenarios", [f"no scenario named {name!r}"])
+        _may_change(old.iloc[0], actor)
+        tx.delete("scenarios", [name])
         tx.audit(actor.name, "scenarios.delete", name, None)
 
 
-def scenarios(inputs: Inputs) -> pd.DataFrame:
-    """The saved scenarios (an empty table when there are none)."""
+def scenarios(inputs: Inputs, who: Principal | None = None) -> pd.DataFrame:
+    """The saved scenarios ``who`` may see (an empty table when there are none)."""
     f = inputs.get(("scenarios",))
-    return f.get("scenarios", pd.DataFrame(columns=SCENARIO_COLUMNS))
+    df = f.get("scenarios", pd.DataFrame(columns=SCENARIO_COLUMNS))
+    if who is not None and who.scope is not None and len(df):
+        df = df[[may_see(r, who) for _, r in df.iterrows()]]
+    return df
 
 
-def scenario(inputs: Inputs, name: str) -> dict[str, Any]:
-    """One scenario with its sites and results decoded."""
-    df = scenarios(inputs)
+def scenario(inputs: Inputs, name: str, who: Principal | None = None) -> dict[str, Any]:
+    """One scenario with its sites and results decoded (as if absent for a caller who may
+    not see it).
+    """
+    df = scenarios(inputs, who)
     hit = df[df["id"] == name]
     if not len(hit):
         known = ", ".join(df["id"]) or "none"
@@ -208,8 +268,13 @@ def scenario(inputs: Inputs, name: str) -> dict[str, Any]:
             s["area_m2"] = None
     return {
         "id": r["id"], "name": r["name"], "author": r["author"], "created": r["created"],
-        "sites": sites, "results": json.loads(r["results"] or "null"),
+        "editor": _text(r.get("editor")), "edited": _text(r.get("edited")), "sites": sites,
+        "results": json.loads(r["results"] or "null"),
     }  # fmt: skip
+
+
+def _text(v: Any) -> str | None:
+    return None if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
 
 
 def summary(s: dict[str, Any]) -> dict[str, Any]:

@@ -94,10 +94,33 @@ MATRIX = [
     ("GET", "/scenarios/示例", None, (401, 401, 403, 403, 403, 200, 200)),
     ("POST", "/scenarios", "in", (401, 401, 403, 403, 403, 201, 201)),
     ("POST", "/scenarios", "out", (401, 401, 403, 403, 403, 403, 201)),
+    # a scenario of the caller's own ({scenario}), of another planner ({theirs}), and one
+    # sited outside the planner's jurisdiction ({outside}, by an admin)
     ("PUT", "/scenarios/{scenario}", "in", (401, 401, 403, 403, 403, 200, 200)),
     ("DELETE", "/scenarios/{scenario}", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("PUT", "/scenarios/{theirs}", "in", (401, 401, 403, 403, 403, 403, 200)),
+    ("DELETE", "/scenarios/{theirs}", None, (401, 401, 403, 403, 403, 403, 200)),
+    ("GET", "/scenarios/{theirs}", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("GET", "/scenarios/{outside}", None, (401, 401, 403, 403, 403, 404, 200)),
+    ("PUT", "/scenarios/{outside}", "in", (401, 401, 403, 403, 403, 404, 200)),
+    ("DELETE", "/scenarios/{outside}", None, (401, 401, 403, 403, 403, 404, 200)),
+    ("GET", "/maps/scenario/{outside}", None, (401, 401, 403, 403, 403, 404, 200)),
     ("GET", "/maps/coverage", None, ALL),
-    ("GET", "/maps/staffing?street=" + IN, None, ALL),
+    (
+        "GET",
+        "/maps/coverage?type=kindergarten&street=" + IN,
+        None,
+        (401, 401, 200, 200, 403, 200, 200),
+    ),
+    (
+        "GET",
+        "/maps/coverage?type=kindergarten&street=" + OUT,
+        None,
+        (401, 401, 200, 403, 200, 403, 200),
+    ),
+    ("GET", "/maps/staffing", None, ALL),
+    ("GET", "/maps/staffing?street=" + IN, None, (401, 401, 200, 200, 403, 200, 200)),
+    ("GET", "/maps/staffing?street=" + OUT, None, (401, 401, 200, 403, 200, 403, 200)),
     ("GET", "/maps/scenario/示例", None, (401, 401, 403, 403, 403, 200, 200)),
 ]
 
@@ -119,8 +142,13 @@ def _body(env, role, method, url, side):
             "within": IN if side == "in" else OUT,
         }
     if url.startswith("/scenarios") and method in ("POST", "PUT"):
-        return {"name": f"m-{role}-{side}", "type": "elderly_day_care", "sites": [site]}
+        return _scenario(env, f"m-{role}-{side}", side)
     return None
+
+
+def _scenario(env, name, side):
+    lon, lat = env["point"][side]
+    return {"name": name, "type": "elderly_day_care", "sites": [{"lon": lon, "lat": lat}]}
 
 
 @pytest.mark.parametrize("method, url, where, expected", MATRIX)
@@ -128,11 +156,18 @@ def _body(env, role, method, url, side):
 def test_matrix(env, role, method, url, where, expected):
     side = where or "in"
     lon, lat = env["point"][side]
-    if "{scenario}" in url:  # a scenario of the role's own to change or delete
-        _call(env, "admin", "POST", "/scenarios", json=_body(env, role, "POST", "/scenarios", "in"))
+    tag = f"{role}-{method}-{abs(hash(url)) % 10**6}"
+    if "{scenario}" in url:  # a scenario of the role's own (an admin's, for roles that cannot)
+        maker = role if role in ("planner", "admin") else "admin"
+        _call(env, maker, "POST", "/scenarios", json=_scenario(env, f"own-{tag}", "in"))
+    if "{theirs}" in url:  # another planner's, inside the planner's jurisdiction
+        _call(env, "planner2", "POST", "/scenarios", json=_scenario(env, f"theirs-{tag}", "in"))
+    if "{outside}" in url:  # sited outside the planner's jurisdiction
+        r = _call(env, "admin", "POST", "/scenarios", json=_scenario(env, f"out-{tag}", "out"))
+        assert r.status_code == 201, r.text
     url = url.format(
         building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat,
-        job=env["job"], scenario=f"m-{role}-in",
+        job=env["job"], scenario=f"own-{tag}", theirs=f"theirs-{tag}", outside=f"out-{tag}",
     )  # fmt: skip
     body = _body(env, role, method, url, side)
     r = _call(env, role, method, url, **({"json": body} if body is not None else {}))

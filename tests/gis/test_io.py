@@ -139,8 +139,16 @@ def test_bad_communities_are_all_reported(town, tmp_path):
     assert "code '37040500101' is not a 12-digit code" in msg
     assert f"duplicate code '{c.loc[2, 'code']}'" in msg
     assert "geometry is a LineString, expected MultiPolygon" in msg
-    assert "feature 4 " not in msg  # the bow-tie was repaired
-    assert len(exc.value.problems) == 3
+    # the bow-tie could be repaired, into two triangles: said, and refused unless accepted
+    assert "feature 4 (code" in msg and "Self-intersection" in msg and "2 polygons" in msg
+    assert "give --repair" in msg
+    assert len(exc.value.problems) == 4
+    c = c.drop(index=[0, 1, 4])
+    c.to_file(path, engine="pyogrio")
+    repairs: list[str] = []
+    out = io.load({"communities": path}, repair=True, repairs=repairs)
+    assert len(repairs) == 1 and "feature 2" in repairs[0] and "2 polygons" in repairs[0]
+    assert len(shapely.get_parts(out["communities"].geometry.iloc[1])) == 2
 
 
 def test_unrepairable_geometry(tmp_path):
