@@ -66,8 +66,19 @@ return {
 """
 
 
-def open_map(path: str | Path, screenshot: str | Path | None = None, size=(1400, 900)) -> Page:
-    """Load ``path`` (an HTML file) and read the page; save a PNG when asked."""
+def open_map(
+    path: str | Path,
+    screenshot: str | Path | None = None,
+    size: tuple[int, int] = (1400, 900),
+    *,
+    before: str | None = None,
+    after: str | None = None,
+) -> Page:
+    """Load ``path`` (an HTML file) and read the page; save a PNG when asked.
+
+    ``before``: a script run in the page before any of its own (to watch it); ``after``: a
+    script run once it has loaded, whose return value is ``facts["after"]``.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -79,10 +90,14 @@ def open_map(path: str | Path, screenshot: str | Path | None = None, size=(1400,
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
     try:
+        if before:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": before})
         t = time.perf_counter()
         driver.get(Path(path).resolve().as_uri())
         load_ms = (time.perf_counter() - t) * 1000
         facts = driver.execute_script(_FACTS)
+        if after:
+            facts["after"] = driver.execute_script(after)
         errors = [
             e["message"] for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")
         ]

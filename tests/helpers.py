@@ -30,3 +30,14 @@ def map_document(page: str) -> dict:
     m = re.search(r'<script type="application/json" id="gg-data">(.*?)</script>', page, re.S)
     assert m, "no data block in the page"
     return json.loads(m.group(1))
+
+
+def api_routes(app) -> set[tuple[str, str]]:
+    """(METHOD, path template) of every route the app documents (its OpenAPI paths)."""
+    paths = app.openapi()["paths"]
+    return {
+        (m.upper(), p)
+        for p, ops in paths.items()
+        for m in ops
+        if m in ("get", "post", "put", "patch", "delete")
+    }

@@ -132,7 +132,15 @@ class ItemsParams(BaseModel):
         default=None, alias="bbox-crs", description="CRS of bbox; default CRS84."
     )
     filter: str | None = Field(
-        default=None, description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)"
+        default=None,
+        description="CQL2 text, e.g. households > 300 AND S_INTERSECTS(geometry, …)",
+        examples=[
+            "households > 350",
+            "1=1",
+            "NOT (1=1)",
+            "community_code LIKE '370405%' OR 2>1",
+            "S_INTERSECTS(geometry, POINT(117.6 34.6))",
+        ],
     )
     filter_lang: Literal["cql2-text"] | None = Field(default=None, alias="filter-lang")
     filter_crs: str | None = Field(default=None, alias="filter-crs", description="Only CRS84.")

@@ -20,8 +20,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from fastapi import HTTPException
-
 from maps.base import csp as map_csp
 
 Scope = MutableMapping[str, Any]
@@ -37,17 +35,6 @@ DOCS_CSP = ("default-src 'none'; script-src 'unsafe-inline' https://cdn.jsdelivr
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 
-class TooLarge(HTTPException):
-    """The request body passed the limit while it was being read (a FastAPI HTTPException,
-    so the framework's body parsing lets it through to our problem-document handler instead
-    of calling it a malformed body). FastAPI's own ``max_body_size`` counts the same bytes
-    but answers with its plain ``{"detail"}`` document, not a problem document.
-    """
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"request body over {limit:,} bytes")
-
-
 async def _problem(
     send: Send, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
@@ -61,43 +48,60 @@ async def _problem(
 
 
 class BodyLimit:
-    """Count request body bytes as they arrive; 413 past ``limit``."""
+    """Count request body bytes as they arrive; 413 past ``limit``, on every route.
+
+    The body (at most ``limit`` bytes) is read before the request goes on, then handed to
+    the application as it came: so a route that never reads its body (a role check that
+    refuses first, a route without a body) answers 413 to an oversized one as every other
+    route does, and no request holds more than ``limit`` bytes.
+    """
 
     def __init__(self, app: App, limit: int) -> None:
         self.app, self.limit = app, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Answer 413 for a body over the limit, else pass the request on."""
+        """Answer 413 for a body over the limit, else pass the request on with its body."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         detail = f"request body over {self.limit:,} bytes"
-        size = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        size = headers.get(b"content-length")
         if size is not None and (not size.isdigit() or int(size) > self.limit):
             await _problem(send, 413, detail)
             return
-        seen, started = 0, False
-
-        async def counted() -> Message:
-            nonlocal seen
+        if size in (None, b"0") and b"transfer-encoding" not in headers:
+            await self.app(scope, receive, send)  # no body at all
+            return
+        chunks, seen = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise TooLarge(self.limit)
-            return message
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counted, watched)
-        except TooLarge:
-            if not started:
+            if message["type"] != "http.request":  # the client went away
+                await self.app(scope, _replay([message]), send)
+                return
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
                 await _problem(send, 413, detail)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
+
+
+def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
+    """A receive that gives ``messages``, then waits on ``then`` (a disconnect)."""
+    queue = list(messages)
+
+    async def receive() -> Message:
+        if queue:
+            return queue.pop(0)
+        if then is not None:
+            return await then()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 class RateLimit:

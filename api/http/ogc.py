@@ -383,7 +383,16 @@ def parse_filter(text: str, lang: str | None, allowed: dict[str, str]) -> Any:
         if isinstance(node, A.Attribute):
             names.add(node.name)
         if hasattr(node, "geometry") and isinstance(node.geometry, dict):
-            vertices += len(shapely.get_coordinates(shapely.geometry.shape(node.geometry)))
+            try:
+                g = shapely.geometry.shape(node.geometry)
+            except (ValueError, TypeError, shapely.errors.GEOSException) as exc:
+                raise ValueError(f"filter geometry cannot be read: {exc}") from None
+            if g.is_empty or not g.is_valid:
+                why = "empty" if g.is_empty else shapely.is_valid_reason(g)
+                raise ValueError(f"filter geometry is not valid ({why})")
+            if not np.isfinite(shapely.get_coordinates(g)).all():
+                raise ValueError("filter geometry has coordinates that are not numbers")
+            vertices += len(shapely.get_coordinates(g))
         for v in vars(node).values() if hasattr(node, "__dict__") else ():
             if isinstance(v, A.Node) or hasattr(v, "geometry"):
                 walk(v)
@@ -400,7 +409,48 @@ def parse_filter(text: str, lang: str | None, allowed: dict[str, str]) -> Any:
         )
     if vertices > 10_000:
         raise ValueError(f"filter geometry has {vertices:,} vertices (at most 10,000)")
+    _check_types(tree, allowed)
     return fold(tree)
+
+
+_KIND_OF = {str: "string", bool: "boolean", int: "number", float: "number"}
+
+
+def _check_types(node: Any, allowed: dict[str, str]) -> None:
+    """Every literal a property is compared with must be of the property's type (a
+    string column with a string, a number column with a number), so no store is asked to
+    compare text with a number.
+    """
+    from pygeofilter import ast as A
+
+    def kind(prop: str) -> str:
+        k = allowed.get(prop, "")
+        return "number" if k in ("integer", "number") else k
+
+    def check(attr: Any, values: list[Any]) -> None:
+        if not isinstance(attr, A.Attribute) or kind(attr.name) == "geometry":
+            return
+        for v in values:
+            got = _KIND_OF.get(type(v))
+            if got is not None and got != kind(attr.name):
+                raise ValueError(
+                    f"filter compares {attr.name} (a {kind(attr.name)}) with {v!r} (a {got})"
+                )
+
+    if isinstance(node, A.Not):
+        _check_types(node.sub_node, allowed)
+    elif isinstance(node, A.And | A.Or):
+        _check_types(node.lhs, allowed)
+        _check_types(node.rhs, allowed)
+    elif type(node).__name__ in _COMPARE:
+        check(node.lhs, [node.rhs])
+        check(node.rhs, [node.lhs])
+    elif isinstance(node, A.Between):
+        check(node.lhs, [node.low, node.high])
+    elif isinstance(node, A.In):
+        check(node.lhs, list(node.sub_nodes))
+    elif isinstance(node, A.Like):
+        check(node.lhs, [node.pattern])
 
 
 _COMPARE = {

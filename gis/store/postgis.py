@@ -425,10 +425,12 @@ class PostGISStore(Store):
         with self.engine.connect() as conn:
             try:
                 rows = conn.execute(q).fetchall()
-            except sa.exc.ProgrammingError as exc:  # no such table (asked only on failure)
-                if name not in self._names(conn):
+            except (sa.exc.ProgrammingError, sa.exc.DataError, sa.exc.InternalError) as exc:
+                conn.rollback()
+                if name not in self._names(conn):  # no such table (asked only on failure)
                     raise self._missing(name) from None
-                raise StoreError(f"reading {name} failed: {exc.orig}") from None
+                what = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "invalid"
+                raise ValidationError(f"filter on {name}", [f"the database refused it: {what}"]) from None
             if rows:
                 matched = int(rows[0][-1])
             else:
