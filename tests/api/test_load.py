@@ -31,7 +31,7 @@ def _free_port() -> int:
 @pytest.fixture
 def server(city):
     port = _free_port()
-    env = {**os.environ, "GRIDGIS_ANONYMOUS_READ": "0"}
+    env = {**os.environ, "GRIDGIS_ANONYMOUS_READ": "0", "GRIDGIS_RATE_LIMIT": "0"}
     cmd = [sys.executable, "-c", "from api.cli import main; main()", "serve", "--store",
            store_spec(city), "--port", str(port)]  # fmt: skip
     with subprocess.Popen(
