@@ -105,6 +105,16 @@ class Coverage:
     space: Space | None = None
 
 
+def applies(buildings: pd.DataFrame, scope: object, kinds: pd.Series) -> np.ndarray:
+    """Whether a type of the catalogue (its ``applies``: urban, rural or both; missing is
+    both) serves each building's community.
+    """
+    scope = scope if isinstance(scope, str) and scope in ("urban", "rural") else "both"
+    if scope == "both":
+        return np.ones(len(buildings), dtype=bool)
+    return buildings["community_code"].map(kinds).eq(scope).to_numpy()
+
+
 def served(buildings: pd.DataFrame, serves: str, kinds: pd.Series) -> np.ndarray:
     """The population a type serves in each building (missing counts as 0)."""
     if serves == "rural_households":
@@ -277,13 +287,19 @@ def _units(buildings: gpd.GeoDataFrame, grids: gpd.GeoDataFrame | None) -> pd.Da
 
 
 def _aggregate(
-    code: str, unit: pd.DataFrame, demand: np.ndarray, covered: np.ndarray, reach: np.ndarray
+    code: str,
+    unit: pd.DataFrame,
+    demand: np.ndarray,
+    covered: np.ndarray,
+    reach: np.ndarray,
+    applicable: np.ndarray,
 ) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "served": demand,
             "covered": np.where(covered, demand, 0.0),
             "unreachable": np.where(reach, 0.0, demand),
+            "applies": applicable,
         }
     )
     parts = []
@@ -292,7 +308,10 @@ def _aggregate(
             continue
         keys = unit[level]
         ok = keys.notna().to_numpy()
-        agg = frame[ok].groupby(keys[ok].to_numpy()).sum()
+        agg = frame[ok].groupby(keys[ok].to_numpy()).agg(
+            served=("served", "sum"), covered=("covered", "sum"),
+            unreachable=("unreachable", "sum"), applies=("applies", "any"),
+        )  # fmt: skip
         agg = agg.reset_index(names="code")
         agg.insert(0, "level", level)
         parts.append(agg)
@@ -300,7 +319,9 @@ def _aggregate(
     t.insert(0, "type", code)
     t["uncovered"] = t["served"] - t["covered"]
     t["share"] = np.where(
-        t["served"] > 0, t["covered"] / t["served"].where(t["served"] > 0, 1), np.nan
+        (t["served"] > 0) & t["applies"],
+        t["covered"] / t["served"].where(t["served"] > 0, 1),
+        np.nan,
     )
     return t
 
@@ -324,6 +345,9 @@ def _two_step(
 def _capacity(
     t: object, facilities: gpd.GeoDataFrame, fac_comm: pd.Series, buildings: gpd.GeoDataFrame
 ) -> pd.DataFrame:
+    """Floor area per 100 households against the type's standard, in the communities the
+    type applies to (``buildings`` holds only those).
+    """
     hh = buildings.groupby("community_code")["households"].sum()
     area = facilities["area_m2"].fillna(0).groupby(fac_comm.to_numpy()).sum()
     per100 = (area.reindex(hh.index).fillna(0) / hh.where(hh > 0) * 100).fillna(0)
@@ -348,7 +372,10 @@ def _one_type(c: dict, i: int) -> dict:
     bxy, fxy = c["bxy"], c["fxy"]
     notes = []
     mine = (facilities["type"].to_numpy() == t.code) & c["existing"]
-    demand = served(buildings, t.serves, c["kinds"])
+    # a type serves only the communities it applies to: elsewhere nobody is counted
+    # (不适用), neither as served nor as uncovered
+    applicable = applies(buildings, getattr(t, "applies", None), c["kinds"])
+    demand = np.where(applicable, served(buildings, t.serves, c["kinds"]), 0.0)
     if not mine.any():
         notes.append(
             f"no existing facility of type {t.code} ({t.name_zh}): every building is uncovered"
@@ -372,11 +399,11 @@ def _one_type(c: dict, i: int) -> dict:
     return {
         "notes": notes,
         "columns": columns,
-        "table": _aggregate(t.code, c["unit"], demand, covered, reach),
+        "table": _aggregate(t.code, c["unit"], demand, covered, reach, applicable),
         "code": t.code,
         "uncovered": ~covered & (demand > 0),
         "demand": demand,
-        "capacity": _capacity(t, facilities[mine], c["fac_comm"][mine], buildings)
+        "capacity": _capacity(t, facilities[mine], c["fac_comm"][mine], buildings[applicable])
         if pd.notna(t.area_per_100_households) and c["per_community"]
         else None,
     }

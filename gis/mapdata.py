@@ -200,6 +200,7 @@ def coverage_detail(
     share = cv.table[cv.table["level"] == level].set_index("code")
     units["served"] = units["code"].map(share["served"]).fillna(0).round().astype(int)
     units["share"] = units["code"].map(share["share"])
+    units["applies"] = units["code"].map(_applies(share)).fillna(True).astype(bool)
     cnames = sc.communities.set_index("code")["name"]
     units["community"] = (units["community_code"] if level == "grid" else units["code"]).map(cnames)
     w = workers_of_grids(f).set_index("grid_code")
@@ -316,8 +317,18 @@ def coverage_overview(
             missing.append(str(t.code))
         base[f"share{i}"] = base["code"].map(s["share"])
         base[f"served{i}"] = base["code"].map(s["served"])
+        base[f"applies{i}"] = base["code"].map(_applies(s)).fillna(True).astype(bool)
     return CoverageOverview(rules_of(f).name(lang), types.reset_index(drop=True), base,
                             f.get("streets"), f.get("districts"), missing)  # fmt: skip
+
+
+def _applies(table: pd.DataFrame) -> pd.Series:
+    """Per unit code, whether the type applies there (tables stored before the column
+    existed: everywhere).
+    """
+    if "applies" not in table:
+        return pd.Series(True, index=table.index)
+    return table["applies"].astype("boolean").fillna(True)
 
 
 def _within(units: gpd.GeoDataFrame, code: str) -> gpd.GeoDataFrame:
@@ -341,6 +352,7 @@ class StaffingView:
     communities: gpd.GeoDataFrame  # name, households, quota, roster, flag
     grids: gpd.GeoDataFrame  # code, worker_id, worker, households, load, band, colour
     out_of_band: gpd.GeoDataFrame = field(default_factory=lambda: _empty_gdf("code"))
+    roads: gpd.GeoDataFrame | None = None  # in detail: the streets and paths grids follow
 
 
 def staffing(f: Frames, sc: Scope, lang: str = "zh") -> StaffingView:
@@ -365,6 +377,7 @@ def staffing(f: Frames, sc: Scope, lang: str = "zh") -> StaffingView:
     view = StaffingView(rules.name(lang), sc, rules.staff, comms, _empty_gdf("code"))
     if not sc.detail:
         return view
+    view.roads = roads_in_view(f, sc)
     grids = in_scope(f, sc, "grids")
     g = grids.merge(workers_of_grids(f), left_on="code", right_on="grid_code", how="left")
     load = g.groupby("worker_id")["households"].sum()

@@ -65,6 +65,7 @@ TILE_HOSTS = "https://*.openstreetmap.org https://*.tianditu.gov.cn https://*.is
 SHARE_BREAKS = (0.2, 0.4, 0.6, 0.8)
 SHARE_COLOURS = ("#d73027", "#fc8d59", "#fee08b", "#91cf60", "#1a9850")
 NO_DATA = "#bdbdbd"
+NOT_APPLICABLE = "#e4e4e4"  # a type that does not serve these communities (不适用)
 # distinguishable colours for neighbouring workers (ColorBrewer Set1/Dark2)
 CATEGORY_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02",
                     "#a6761d", "#377eb8", "#e41a1c", "#984ea3")  # fmt: skip
@@ -80,19 +81,27 @@ TEXT = {
 }
 
 
-def share_colour(share: pd.Series) -> pd.Series:
-    """The class colour of each covered share (grey where there is nothing to cover)."""
+def share_colour(share: pd.Series, applies: pd.Series | None = None) -> pd.Series:
+    """The class colour of each covered share (grey where there is nothing to cover, light
+    grey where the type does not apply).
+    """
     s = pd.to_numeric(share, errors="coerce").to_numpy(dtype=float)
     idx = np.searchsorted(SHARE_BREAKS, s, side="right")
     colours = np.asarray(SHARE_COLOURS, dtype=object)[np.clip(idx, 0, len(SHARE_COLOURS) - 1)]
-    return pd.Series(np.where(np.isnan(s), NO_DATA, colours), index=share.index)
+    out = np.where(np.isnan(s), NO_DATA, colours)
+    if applies is not None:
+        out = np.where(applies.fillna(True).to_numpy(dtype=bool), out, NOT_APPLICABLE)
+    return pd.Series(out, index=share.index)
 
 
 def share_legend(lang: str) -> list[tuple[str, str]]:
     """Legend rows of the covered-share classes."""
     edges = (0.0, *SHARE_BREAKS, 1.0)
     rows = [(c, f"{edges[i]:.0%}–{edges[i + 1]:.0%}") for i, c in enumerate(SHARE_COLOURS)]
-    return rows + [(NO_DATA, "无服务对象" if lang == "zh" else "no one to serve")]
+    return rows + [
+        (NO_DATA, "无服务对象" if lang == "zh" else "no one to serve"),
+        (NOT_APPLICABLE, "不适用" if lang == "zh" else "does not apply"),
+    ]
 
 
 def _check_colour(c: str) -> str:
@@ -265,27 +274,30 @@ class GridMap:
         self,
         gdf: gpd.GeoDataFrame,
         name: str,
-        variants: list[tuple[str, str, str]],
+        variants: list[tuple[str, str, str, str]],
         tooltip: dict[str, str],
         *,
         tolerance: float = 0.0,
     ) -> None:
         """One polygon layer shaded by covered share, with a selector between ``variants``
-        (label, share column, served column): the geometry is sent once, however many
-        variants (the city overview's facility types) there are.
+        (label, share column, served column, applies column): the geometry is sent once,
+        however many variants (the city overview's facility types) there are.
         """
         d = self.display(gdf, tolerance)
         props = d[list(tooltip)].copy()
-        for i, (_, share, served) in enumerate(variants):
+        for i, (_, share, served, applies) in enumerate(variants):
             props[f"s{i}"] = pd.to_numeric(d[share], errors="coerce").round(3)
             props[f"n{i}"] = pd.to_numeric(d[served], errors="coerce").round().astype("Int64")
+            props[f"a{i}"] = d[applies].fillna(True).astype(bool)
         data = gpd.GeoDataFrame(props, geometry=d.geometry.values, crs=4326)
         zh = self.lang == "zh"
         self.layer_specs.append({
             "kind": "switchable", "name": self._name(name, len(d)), "show": True,
             "variants": [v[0] for v in variants], "tooltip": [[k, v] for k, v in tooltip.items()],
             "breaks": list(SHARE_BREAKS), "colours": list(SHARE_COLOURS), "none": NO_DATA,
-            "words": {"served": "服务对象" if zh else "served", "share": "覆盖率" if zh else "covered"},
+            "na": NOT_APPLICABLE,
+            "words": {"served": "服务对象" if zh else "served", "share": "覆盖率" if zh else "covered",
+                      "na": "不适用" if zh else "does not apply"},
             "data": self._features(data, list(props.columns)),
         })  # fmt: skip
 

@@ -14,6 +14,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "served": ("服务对象", "served"),
     "covered": ("覆盖率", "covered"),
     "covered share": ("覆盖率", "covered share"),
+    "not applicable": ("不适用", "does not apply"),
     "worker": ("责任网格员", "worker"),
     "roads": ("道路", "roads"),
     "walk": ("步行", "walk"),

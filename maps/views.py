@@ -20,8 +20,11 @@ FACILITY, GAP, SITE, NEWLY = "#2c7bb6", "#7b3294", "#e7298a", "#08519c"
 OVERVIEW_TOLERANCE = 0.0003
 
 
-def _pct(share: pd.Series) -> pd.Series:
-    return share.map(lambda v: "—" if pd.isna(v) else f"{v:.0%}")
+def _pct(share: pd.Series, applies: pd.Series | None = None, lang: str = "zh") -> pd.Series:
+    out = share.map(lambda v: "—" if pd.isna(v) else f"{v:.0%}")
+    if applies is not None:
+        out = out.where(applies.fillna(True).astype(bool), text("not applicable", lang))
+    return out
 
 
 def _map(
@@ -44,10 +47,13 @@ def coverage_detail_map(
         "coverage title", lang, scope=d.scope.name, type=name, radius=f"{t['radius_m']:g}", how=how
     )
     gm = _map(title, d.scope.bounds(), tiles, lang, key)
-    u = d.units.assign(share_pct=_pct(d.units["share"]), worker=d.units["worker"].fillna("—"))
+    u = d.units.assign(
+        share_pct=_pct(d.units["share"], d.units["applies"], lang),
+        worker=d.units["worker"].fillna("—"),
+    )
     gm.polygons(
         u, text("grid share" if d.level == "grid" else "community share", lang),
-        fill=share_colour(u["share"]),
+        fill=share_colour(u["share"], u["applies"]),
         tooltip={k: text(k, lang) for k in ("code", "community", "served")}
         | {"share_pct": text("covered", lang), "worker": text("worker", lang)},
     )  # fmt: skip
@@ -120,7 +126,7 @@ def coverage_overview_map(
     )
     gm = _map(title, md.Scope("city", None, "", d.communities).bounds(), tiles, lang, key)
     variants = [
-        (f"{n} ({r:g} m)", f"share{i}", f"served{i}")
+        (f"{n} ({r:g} m)", f"share{i}", f"served{i}", f"applies{i}")
         for i, (n, r) in enumerate(zip(names, d.types["radius_m"], strict=True))
     ]
     gm.switchable(
@@ -169,6 +175,8 @@ def staffing_map(
                     weight=0.3, tooltip=tips, tolerance=OVERVIEW_TOLERANCE)  # fmt: skip
     else:
         _staffing_grids(gm, v, lang)
+        if v.roads is not None and len(v.roads):
+            gm.polygons(v.roads, text("roads", lang), line="#6f6f6f", weight=0.8)
         gm.polygons(
             comms, text("communities (flags)", lang), line="#222222", weight=2.5, tooltip=tips
         )

@@ -87,7 +87,9 @@
 
   function switchable(spec, tools) {
     var current = 0;
-    function fill(s) {
+    function fill(p) {
+      if (p['a' + current] === false) return spec.na;
+      var s = p['s' + current];
       if (s === null || s === undefined) return spec.none;
       var i = 0;
       while (i < spec.breaks.length && s >= spec.breaks[i]) i++;
@@ -95,14 +97,15 @@
     }
     var layer = L.geoJSON(spec.data, {
       style: function (f) {
-        return {color: '#ffffff', weight: 0.3, fillOpacity: 0.7, fillColor: colour(fill(f.properties['s' + current]))};
+        return {color: '#ffffff', weight: 0.3, fillOpacity: 0.7, fillColor: colour(fill(f.properties))};
       }
     });
     layer.bindTooltip(function (l) {
       var p = l.feature.properties, v = spec.variants[current], s = p['s' + current];
       var t = table(spec.tooltip, p);
       [[null, v], [spec.words.served, show(p['n' + current])],
-       [spec.words.share, s === null || s === undefined ? '\u2014' : Math.round(s * 100) + '%']].forEach(function (r) {
+       [spec.words.share, p['a' + current] === false ? spec.words.na
+         : s === null || s === undefined ? '\u2014' : Math.round(s * 100) + '%']].forEach(function (r) {
         var tr = t.insertRow();
         if (r[0] === null) { var c = tr.insertCell(); c.colSpan = 2; c.textContent = r[1]; return; }
         tr.insertCell().textContent = r[0];

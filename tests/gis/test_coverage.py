@@ -136,9 +136,16 @@ def test_sums_reconcile(district_city):
         sums = ch.groupby(["type", "parent"])[["served", "covered"]].sum()
         sums.index.names = ["type", "code"]
         assert np.allclose(sums["served"].reindex(p.index), p)
-    hh = c["buildings"]["households"].sum()
+    # the station serves urban communities only (catalogue: applies = urban)
+    urban = set(c["communities"].loc[c["communities"]["kind"] == "urban", "code"])
+    b = c["buildings"]
+    hh = b.loc[b["community_code"].isin(urban), "households"].sum()
+    assert 0 < hh < b["households"].sum()
     city = t[(t["level"] == "city") & (t["type"] == "community_service_station")]
     assert city["served"].iloc[0] == hh
+    villages = t[(t["level"] == "community") & (t["type"] == "community_service_station")
+                 & ~t["code"].isin(urban)]  # fmt: skip
+    assert len(villages) and (villages["served"] == 0).all()
 
 
 def test_awkward_cases_are_reported(tmp_path):

@@ -78,14 +78,31 @@ def test_facilities_and_roster_are_plausible(city):
     c = city["communities"]
     urban = set(c.loc[c["kind"] == "urban", "code"])
     w = city["workers"]
-    assert set(w["community_code"]) == urban
+    assert set(w["community_code"]) == set(c["code"])  # villages have their 村两委 members
     per = w.groupby("community_code").size()
-    assert (
-        per.min() >= 4
-        and (w.groupby("community_code")["post"].apply(lambda p: (p == "正职").sum()) == 1).all()
-    )
+    assert per[sorted(urban)].min() >= 4 and per.min() >= 1
+    assert (w.groupby("community_code")["post"].apply(lambda p: (p == "正职").sum()) == 1).all()
     r = city["roads"]
-    assert len(r) > 1000 and set(r["kind"]) >= {"primary", "secondary", "residential", "lane"}
+    assert set(r["kind"]) == {"primary", "secondary", "residential", "path", "lane"}
+    assert (r.groupby("kind").size() > 100).all()
+    # every committee's own station or centre stands in its community, every building has
+    # an address naming its compound or village
+    own = f[f["type"].isin(["community_service_station", "rural_service_center"])]
+    where = locate(own.geometry, c)
+    kind = where.map(c.set_index("code")["kind"])
+    assert where.notna().all() and where.is_unique and len(own) == len(c)
+    assert ((own["type"] == "community_service_station") == (kind == "urban")).all()
+    b = city["buildings"]
+    assert b["address"].str.len().gt(2).all()
+    urban_b = b[b["community_code"].isin(urban)]
+    assert (
+        urban_b["address"]
+        .str.contains(r"(?:花园|家园|小区|新村|苑|华府|公寓)(?:\d+期)?\d+号楼$")
+        .mean()
+        > 0.6
+    )
+    assert not b["address"].str.contains("委员会|委会").any()
+    assert b.loc[~b["community_code"].isin(urban), "address"].str.contains(r"\d+号$").all()
 
 
 def test_same_seed_same_city_and_subset_matches():

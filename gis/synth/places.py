@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -35,9 +34,7 @@ from scipy.spatial import cKDTree
 import geopandas as gpd
 import shapely
 
-from gis import schema
-from gis.crs import metric_crs
-from gis.reference import DATA_DIR, facility_types
+from gis.reference import DATA_DIR
 
 CITY_HOUSEHOLDS = 1_258_194
 PERSONS_PER_HOUSEHOLD = 2.89
@@ -214,88 +211,6 @@ def _urban_totals(ref: Reference, totals: dict[str, int]) -> dict[str, int]:
     return {c: int(round(u)) for c, u in zip(codes, np.minimum(cap, n_rc * hi), strict=True)}
 
 
-def build_city(
-    *,
-    seed: int = 20201101,
-    districts: Iterable[str] | None = None,
-    progress: Progress | None = None,
-) -> dict[str, pd.DataFrame]:
-    """Build the Zaozhuang demo city: every layer, deterministic for a seed.
-
-    Parameters
-    ----------
-    seed
-        Seed of the random generator; the same seed gives the same city.
-    districts
-        District codes to build (default all six); a subset keeps the households each of
-        those districts has in the full city.
-    progress
-        Called with a short description as each step starts.
-
-    Returns
-    -------
-    dict
-        Layer name → frame in EPSG:4326, conformed to :mod:`gis.schema`.
-
-    Examples
-    --------
-    >>> city = build_city(districts=["370405"])
-    >>> sorted(city)[:3]
-    ['buildings', 'communities', 'districts']
-    """
-    say = progress or (lambda _msg: None)
-    ref = load_reference()
-    codes = list(districts) if districts is not None else list(ref.districts["code"])
-    unknown = sorted(set(codes) - set(ref.districts["code"]))
-    if unknown:
-        raise ValueError(
-            f"unknown district code(s) {', '.join(unknown)}; Zaozhuang has {', '.join(ref.districts['code'])}"
-        )
-    metric = metric_crs(117.4)
-    dist = ref.districts[ref.districts["code"].isin(codes)].to_crs(metric).reset_index(drop=True)
-    totals = _district_households(ref, codes)
-    urban = _urban_totals(ref, totals)
-    root = np.random.SeedSequence(seed)
-    # one independent stream per district, so a subset reproduces the full city's districts
-    streams = dict(zip(ref.districts["code"], root.spawn(len(ref.districts)), strict=True))
-
-    say("townships and communities")
-    street_rows, comm_rows = [], []
-    for d in dist.itertuples():
-        rng = np.random.default_rng(streams[d.code])
-        s_rows, c_rows = _divide_district(ref, d.code, d.geometry, metric, rng)
-        _households(c_rows, totals[d.code], urban[d.code], rng)
-        street_rows += s_rows
-        comm_rows += c_rows
-    streets = gpd.GeoDataFrame(street_rows, crs=metric)
-    comms = gpd.GeoDataFrame(comm_rows, crs=metric)
-
-    say("buildings")
-    buildings = _buildings(comms, root)
-    say("roads")
-    roads = _roads(streets, comms, buildings)
-    say("facilities")
-    facilities = _facilities(streets, comms, buildings, root)
-    say("worker roster")
-    workers = _workers(comms, root)
-
-    out = {
-        "districts": dist.assign(synthetic=False),
-        "streets": streets,
-        "communities": comms,
-        "buildings": buildings,
-        "roads": roads,
-        "facilities": facilities,
-    }
-    frames: dict[str, pd.DataFrame] = {
-        name: schema.conform(name, gdf.to_crs(schema.STORAGE_CRS)) for name, gdf in out.items()
-    }
-    frames["buildings"] = _inside_own_community(frames["buildings"], frames["communities"])
-    frames["workers"] = schema.conform("workers", workers)
-    frames["facility_types"] = facility_types()
-    return frames
-
-
 def _divide_district(
     ref: Reference, code: str, outline: shapely.Geometry, metric: object, rng: np.random.Generator
 ) -> tuple[list[dict], list[dict]]:
@@ -342,10 +257,10 @@ def _divide_township(
     is_urban = units["code12"].str[9:12].astype(int) < 200
     n_u, k = int(is_urban.sum()), len(units)
     area_km2 = poly.area / 1e6
-    sigma = 700.0 * np.sqrt(max(n_u, 1)) if n_u else 1500.0
+    sigma = 380.0 * np.sqrt(max(n_u, 1)) if n_u else 1500.0
     uni = _sample_in(poly, 30 * max(k - n_u, 1) + 10, rng)
     dense = _scatter_in(
-        poly, centre[None, :], min(sigma, 300.0 * np.sqrt(area_km2) + 300), 60 * max(n_u, 1), rng
+        poly, centre[None, :], min(sigma, 200.0 * np.sqrt(area_km2) + 200), 60 * max(n_u, 1), rng
     )
     pts = np.concatenate([uni, dense]) if n_u else uni
     centres = _kmeans(pts, k, rng) if k > 1 else centre[None, :]
@@ -409,62 +324,6 @@ def _split_sizes(total: int, urban: bool, rng: np.random.Generator) -> np.ndarra
     return sizes[sizes > 0]
 
 
-def _buildings(comms: gpd.GeoDataFrame, root: np.random.SeedSequence) -> gpd.GeoDataFrame:
-    xs, ys, hhs, codes, urban_flags = [], [], [], [], []
-    for c in comms.itertuples():
-        rng = _rng(root, int(c.code))
-        urban = c.kind == "urban"
-        sizes = _split_sizes(c.hh_, urban, rng)  # type: ignore[attr-defined]
-        centre = np.array([c.cx_, c.cy_])  # type: ignore[attr-defined]
-        if urban:  # residential compounds (小区) of about 12 buildings
-            m = max(1, len(sizes) // 12)
-            hubs = _sample_in(c.geometry, m, rng)
-            xy = _scatter_in(c.geometry, hubs, 80.0, len(sizes), rng)
-        else:  # one to three settlements, the main one at the village centre
-            m = 1 + int(rng.integers(0, 3)) if len(sizes) > 150 else 1
-            hubs = (
-                np.vstack([centre, _sample_in(c.geometry, m - 1, rng)])
-                if m > 1
-                else centre[None, :]
-            )
-            sigma = 12.0 * np.sqrt(len(sizes) / m) + 20.0
-            xy = _scatter_in(c.geometry, hubs, sigma, len(sizes), rng)
-        xs.append(xy[:, 0])
-        ys.append(xy[:, 1])
-        hhs.append(sizes)
-        codes.append(np.full(len(sizes), c.code, dtype=object))
-        urban_flags.append(np.full(len(sizes), urban))
-    hh = np.concatenate(hhs)
-    is_urban = np.concatenate(urban_flags)
-    code = np.concatenate(codes)
-    rng = _rng(root, 1)
-    residents = 2 * hh + rng.binomial(hh, PERSONS_PER_HOUSEHOLD - 2)
-    _nudge(residents, int(round(hh.sum() * PERSONS_PER_HOUSEHOLD)), lower=hh, rng=rng)
-    # the countryside is older than the towns (census pattern); shares set so the city
-    # lands on the census 18.5 % aged 60+
-    p_old = np.where(is_urban, 0.145, 0.215)
-    p_old = p_old * ELDERLY_SHARE / (np.average(p_old, weights=residents))
-    elderly = rng.binomial(residents, np.clip(p_old, 0, 0.9))
-    children = rng.binomial(residents - elderly, CHILDREN_SHARE / (1 - ELDERLY_SHARE))
-    disabled = rng.binomial(residents, DISABLED_SHARE)
-    seq = pd.Series(code).groupby(code).cumcount().to_numpy() + 1
-    ids = [f"{c}B{s:05d}" for c, s in zip(code, seq, strict=True)]
-    return gpd.GeoDataFrame(
-        {
-            "id": ids,
-            "community_code": code,
-            "households": hh,
-            "residents": residents,
-            "elderly": elderly,
-            "children": children,
-            "disabled": disabled,
-            "synthetic": True,
-        },
-        geometry=gpd.points_from_xy(np.concatenate(xs), np.concatenate(ys)),
-        crs=comms.crs,
-    )
-
-
 def _inside_own_community(buildings: gpd.GeoDataFrame, comms: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Move the rare building that reprojection put on or across its community's edge."""
     from gis.io import locate
@@ -493,211 +352,35 @@ def _lines(segments: np.ndarray) -> np.ndarray:
     return shapely.linestrings(segments)
 
 
-def _roads(
-    streets: gpd.GeoDataFrame, comms: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame
-) -> gpd.GeoDataFrame:
-    """Roads: arterials between town centres, connectors between community centres, a
-    200 m street lattice in urban communities and lanes through village settlements.
+def arterials(streets: gpd.GeoDataFrame, comms: gpd.GeoDataFrame) -> list[tuple[str, np.ndarray]]:
+    """The city's through roads: primary roads between town centres, secondary roads
+    between neighbouring community centres (under 6 km), inside the city.
     """
     region = shapely.union_all(streets.geometry.values)
-    parts: list[tuple[str, np.ndarray]] = []
-    centres = np.column_stack([comms["cx_"], comms["cy_"]])
+    urban = (comms["kind"] == "urban").to_numpy()
+    # between villages: roads from centre to centre; in town the communities are bounded by
+    # their main streets (the borders between neighbouring residents' committees)
+    centres = np.column_stack([comms["cx_"], comms["cy_"]])[~urban]
     edges = shapely.get_parts(
         shapely.delaunay_triangles(shapely.multipoints(centres), only_edges=True)
     )
-    edges = edges[shapely.length(edges) < 6000]
-    parts.append(("secondary", edges))
+    town = comms.geometry.values[urban]
+    tree = shapely.STRtree(town)
+    a, b = tree.query(town, predicate="touches")
+    keep = a < b
+    borders = shapely.get_parts(shapely.line_merge(
+        shapely.intersection(shapely.boundary(town[a[keep]]), shapely.boundary(town[b[keep]]))
+    ))  # fmt: skip
+    borders = borders[shapely.get_type_id(borders) == 1]
+    parts = [("secondary", np.concatenate([edges[shapely.length(edges) < 6000], borders]))]
     town_c = streets.geometry.representative_point()
     if len(town_c) > 2:
         arts = shapely.get_parts(
             shapely.delaunay_triangles(shapely.multipoints(town_c.values), only_edges=True)
         )
         parts.append(("primary", arts))
-    lattice, lanes = [], []
-    b = buildings.geometry
-    bx, by = b.x.to_numpy(), b.y.to_numpy()
-    by_comm = (
-        pd.Series(np.arange(len(buildings)))
-        .groupby(buildings["community_code"].to_numpy())
-        .apply(np.asarray)
-    )
-    for c in comms.itertuples():
-        if c.kind == "urban":
-            minx, miny, maxx, maxy = c.geometry.bounds
-            xs = np.arange(np.ceil(minx / 200) * 200, maxx, 200.0)
-            ys = np.arange(np.ceil(miny / 200) * 200, maxy, 200.0)
-            segs = [((x, miny), (x, maxy)) for x in xs] + [((minx, y), (maxx, y)) for y in ys]
-            if segs:
-                lattice.append(shapely.intersection(_lines(np.array(segs)), c.geometry))
-        elif c.code in by_comm.index:
-            idx = by_comm[c.code]
-            x0, x1 = np.percentile(bx[idx], [5, 95])
-            y0, y1 = np.percentile(by[idx], [5, 95])
-            cx, cy = c.cx_, c.cy_  # type: ignore[attr-defined]
-            cross = np.array([((x0 - 30, cy), (x1 + 30, cy)), ((cx, y0 - 30), (cx, y1 + 30))])
-            lanes.append(shapely.intersection(_lines(cross), c.geometry))
-    if lattice:
-        parts.append(("residential", np.concatenate(lattice)))
-    if lanes:
-        parts.append(("lane", np.concatenate(lanes)))
-    kinds, geoms = [], []
+    out = []
     for kind, g in parts:
-        g = shapely.intersection(g, region)
-        g = shapely.get_parts(g)
-        g = g[(shapely.get_type_id(g) == 1) & (shapely.length(g) > 1.0)]
-        kinds.append(np.full(len(g), kind, dtype=object))
-        geoms.append(g)
-    geom = np.concatenate(geoms)
-    return gpd.GeoDataFrame(
-        {
-            "id": [f"R{i:06d}" for i in range(1, len(geom) + 1)],
-            "kind": np.concatenate(kinds),
-            "synthetic": True,
-        },
-        geometry=geom,
-        crs=comms.crs,
-    )
-
-
-# share of communities with each 5/10-minute facility: (urban, rural); gaps are deliberate
-_LOCAL_SHARE = {
-    "community_service_station": (0.88, 0.0),
-    "elderly_day_care": (0.55, 0.12),
-    "kindergarten": (0.6, 0.22),
-    "health_station": (0.7, 0.3),
-    "culture_room": (0.75, 0.45),
-    "sports_ground": (0.6, 0.35),
-}
-# township-level (15-minute) facilities: share of townships with one at the town centre
-_TOWN_SHARE = {"community_service_center": 0.9, "health_center": 1.0, "elderly_care_home": 0.7}
-_TYPICAL_AREA = {
-    "elderly_day_care": 400.0,
-    "kindergarten": 2500.0,
-    "health_station": 150.0,
-    "culture_room": 200.0,
-    "sports_ground": 800.0,
-    "community_service_center": 1500.0,
-    "health_center": 2000.0,
-    "elderly_care_home": 3000.0,
-    "rural_service_center": 400.0,
-}
-
-
-def _short_name(name: str) -> str:
-    for suffix in ("社区居委会", "居委会", "村委会", "委会"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _facilities(
-    streets: gpd.GeoDataFrame,
-    comms: gpd.GeoDataFrame,
-    buildings: gpd.GeoDataFrame,
-    root: np.random.SeedSequence,
-) -> gpd.GeoDataFrame:
-    rng = _rng(root, 2)
-    names = facility_types().set_index("code")["name_zh"]
-    rows: list[dict] = []
-    first_b = buildings.groupby("community_code").head(1).set_index("community_code")
-    for c in comms.itertuples():
-        urban = c.kind == "urban"
-        base = np.array([c.cx_, c.cy_])  # type: ignore[attr-defined]
-        if c.code in first_b.index and urban:
-            base = np.array(first_b.loc[c.code].geometry.coords[0])
-        short = _short_name(c.name)
-        for ftype, (pu, pr) in _LOCAL_SHARE.items():
-            if rng.random() < (pu if urban else pr):
-                xy = _scatter_in(c.geometry, base[None, :], 120.0, 1, rng)[0]
-                if ftype == "community_service_station":
-                    area = c.hh_ / 100 * 30 * rng.uniform(0.55, 1.45)  # type: ignore[attr-defined]
-                else:
-                    area = _TYPICAL_AREA[ftype] * rng.uniform(0.6, 1.4)
-                rows.append(
-                    {
-                        "name": f"{short}{names[ftype]}",
-                        "type": ftype,
-                        "area_m2": round(area, 1),
-                        "xy": xy,
-                    }
-                )
-        if not urban and rng.random() < 0.35:
-            xy = _scatter_in(c.geometry, base[None, :], 60.0, 1, rng)[0]
-            area = _TYPICAL_AREA["rural_service_center"] * rng.uniform(0.6, 1.4)
-            rows.append(
-                {
-                    "name": f"{short}{names['rural_service_center']}",
-                    "type": "rural_service_center",
-                    "area_m2": round(area, 1),
-                    "xy": xy,
-                }
-            )
-    for s in streets.itertuples():
-        town = comms[comms["street_code"] == s.code]
-        centre = np.array([town["cx_"].mean(), town["cy_"].mean()])
-        centre = np.array(
-            shapely.ops.nearest_points(s.geometry, shapely.Point(centre))[0].coords[0]
-        )
-        for ftype, share in _TOWN_SHARE.items():
-            if rng.random() < share:
-                xy = _scatter_in(s.geometry, centre[None, :], 300.0, 1, rng)[0]
-                area = _TYPICAL_AREA[ftype] * rng.uniform(0.6, 1.4)
-                rows.append(
-                    {
-                        "name": f"{s.name}{names[ftype]}",
-                        "type": ftype,
-                        "area_m2": round(area, 1),
-                        "xy": xy,
-                    }
-                )
-    xy = np.array([r.pop("xy") for r in rows])
-    df = pd.DataFrame(rows)
-    df.insert(0, "id", [f"F{i:06d}" for i in range(1, len(df) + 1)])
-    df["status"] = "existing"
-    df["synthetic"] = True
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=comms.crs)
-
-
-_SURNAMES = list(
-    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段"
-)
-_GIVEN = list(
-    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国玉兰红梅文波宁丹辉鹏晨雪琳欣怡浩宇子涵佳琪"
-)
-
-
-def _workers(comms: gpd.GeoDataFrame, root: np.random.SeedSequence) -> pd.DataFrame:
-    """A roster for the urban communities: about one worker per 350 households (at least
-    5), a few posts vacant; one 正职, one or two 副职, the rest 其他.
-    """
-    rng = _rng(root, 3)
-    urban = comms[comms["kind"] == "urban"]
-    centres = gpd.GeoSeries(gpd.points_from_xy(urban["cx_"], urban["cy_"]), crs=comms.crs).to_crs(
-        "EPSG:4326"
-    )
-    rows = []
-    start = date(1996, 1, 1)
-    for c, home in zip(urban.itertuples(), centres, strict=True):
-        n = max(5, int(np.ceil(c.hh_ / 350))) - int(rng.random() < 0.25)  # type: ignore[attr-defined]
-        for j in range(n):
-            post = "正职" if j == 0 else "副职" if j <= (2 if n >= 7 else 1) else "其他"
-            hired = start + timedelta(days=int(rng.integers(0, 365 * 29)))
-            edu = rng.choice(
-                ["高中及以下", "大专", "本科", "硕士", "博士"], p=[0.12, 0.38, 0.44, 0.055, 0.005]
-            )
-            name = rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN, size=int(rng.integers(1, 3))))
-            rows.append(
-                {
-                    "id": f"W{c.code}{j + 1:02d}",
-                    "name": name,
-                    "community_code": c.code,
-                    "post": post,
-                    "hired": hired.isoformat(),
-                    "education": str(edu),
-                    "phone": f"1{rng.choice(['35', '39', '58', '86'])}{int(rng.integers(0, 10**8)):08d}",
-                    "home_lon": round(home.x + rng.normal(0, 0.01), 6),
-                    "home_lat": round(home.y + rng.normal(0, 0.01), 6),
-                    "synthetic": True,
-                }
-            )
-    return pd.DataFrame(rows)
+        g = shapely.get_parts(shapely.intersection(g, region))
+        out.append((kind, g[(shapely.get_type_id(g) == 1) & (shapely.length(g) > 1.0)]))
+    return out
