@@ -8,6 +8,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import resource
 import sys
 import time
@@ -19,7 +20,9 @@ import pandas as pd
 import geopandas as gpd
 import shapely
 
-from gis.partition import Band, divide, grid_quality, summary
+from gis import blocks
+from gis.partition import Band, border_alignment, divide, grid_quality, scale_and_roads, summary
+from gis.regrid import update
 from gis.synth import build_city
 
 BAND = Band()
@@ -31,32 +34,76 @@ def peak_mb() -> float:
 
 def whole_city() -> dict:
     city = build_city()
+    comms, b, roads = city["communities"], city["buildings"], city["roads"]
+    kinds = comms.set_index("code")["kind"]
     t = time.perf_counter()
-    d = divide(city["communities"], city["buildings"], city["roads"])
+    d = divide(comms, b, roads)
     seconds = time.perf_counter() - t
-    q = grid_quality(d.grids, kinds=city["communities"].set_index("code")["kind"])
+    q = grid_quality(d.grids, kinds=kinds)
     fig = summary(d.communities, d.grids, q)
+    r = d.communities
     print("== whole city: gridgis divide() on 2,469 communities ==")
-    print(f"time {seconds:.1f} s; peak RSS of the process {peak_mb():.0f} MB (city build included)")
-    print(f"{fig['households'] / seconds:,.0f} households per second; {fig['grids']:,} grids")
+    print(f"time {seconds:.1f} s on {os.cpu_count()} cores; peak RSS {peak_mb():.0f} MB "
+          f"(this process, city build included), workers' peak {children_mb():.0f} MB")  # fmt: skip
+    print(f"{fig['households'] / seconds:,.0f} households per second; {fig['grids']:,} grids; "
+          f"empty grids {fig['empty_grids']}; multi-part grids {fig['multipart_grids']}")  # fmt: skip
     print(
-        f"in band where reachable {fig['share_in_band_where_reachable']:.2%}; "
-        f"median Polsby–Popper {fig['median_polsby_popper']:.3f}"
+        f"packing bound: {int((r['bound'] == 'yes').sum())} communities reachable, "
+        f"{int((r['bound'] == 'no').sum())} not, {int((r['bound'] == 'unknown').sum())} unknown; "
+        f"in band where reachable {fig['share_in_band_where_reachable']:.2%} "
+        f"of {fig['grids_in_reachable']:,} grids; median Polsby–Popper {fig['median_polsby_popper']:.3f}"
     )
+    print(
+        f"units {int(r['units'].sum()):,}; blocks split (alone over the band) {int(r['split_blocks'].sum())}; "
+        f"road ends snapped (≤5 m) {int(r['snapped'].sum()):,}; empty units joined {int(r['empty_joined'].sum()):,}; "
+        f"islets joined {int(r['islands'].sum())}; exact solves {int(r['exact'].sum())} "
+        f"({int(r['exact_optimal'].sum())} proved optimal)"
+    )
+    t = time.perf_counter()
+    d0 = divide(comms, b, None)
+    t0 = time.perf_counter() - t
+    ours = border_alignment(d.grids, comms, roads)
+    ignored = border_alignment(d0.grids, comms, roads)
+    side = ours[["district_code", "inner_m", "share"]].merge(
+        ignored[["district_code", "share"]], on="district_code", suffixes=("", "_roads_ignored")
+    )
+    side["points_more"] = (side["share"] - side["share_roads_ignored"]) * 100
+    print(
+        f"\n== inner grid border within 10 m of a street or internal path (roads ignored: {t0:.1f} s) =="
+    )
+    print(side.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    # a year's change of ±5 % per building: how many grids `grids update` keeps
+    rng = np.random.default_rng(2024)
+    b2 = b.assign(households=np.round(b["households"] * rng.uniform(0.95, 1.05, len(b))).astype(np.int64))
+    t = time.perf_counter()
+    u = update(d.grids, comms, b2, roads)
+    print(f"\n== grids update after ±5 % per building: kept {u.kept:,} of {len(d.grids):,} grids "
+          f"({u.stable_share:.1%}), retired {u.retired}, created {u.created}, {time.perf_counter() - t:.1f} s ==")  # fmt: skip
     return city
 
 
-def _cells(community: shapely.Geometry, b: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The building cells gridgis groups, as polygons max-p can group too."""
-    xy = shapely.get_coordinates(b.geometry.values)
-    cells = shapely.get_parts(
-        shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=community, ordered=True)
+def children_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _cells(
+    community: shapely.Geometry, b: gpd.GeoDataFrame, roads: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
+    """The units gridgis groups (street blocks, pieces of blocks over the band), as
+    polygons max-p can group too.
+    """
+    one = gpd.GeoDataFrame({"code": ["x"]}, geometry=[community], crs="EPSG:4326")
+    scale, rd = scale_and_roads(one, roads)
+    to = lambda c: np.column_stack([c[:, 0] * scale, c[:, 1]])  # noqa: E731
+    back = lambda c: np.column_stack([c[:, 0] / scale, c[:, 1]])  # noqa: E731
+    xy = to(shapely.get_coordinates(b.geometry.values))
+    u = blocks.build(
+        shapely.transform(community, to), xy, b["households"].to_numpy(float), BAND, rd
     )
-    cells = shapely.intersection(cells, community)
+    polys = shapely.transform(u.polys, back)
+    c = shapely.get_coordinates(shapely.point_on_surface(polys))
     return gpd.GeoDataFrame(
-        {"households": b["households"].to_numpy(), "x": xy[:, 0], "y": xy[:, 1]},
-        geometry=cells,
-        crs="EPSG:4326",
+        {"households": u.w, "x": c[:, 0], "y": c[:, 1]}, geometry=polys, crs="EPSG:4326"
     )
 
 
@@ -125,7 +172,7 @@ def versus_maxp(city: dict, districts: tuple[str, ...] = ("370405",), limit: flo
         h, pp = _quality(d.grids)
         ours_h.append(h)
         ours_pp.append(pp)
-        got = _maxp_limited(_cells(c.geometry, mine), limit)
+        got = _maxp_limited(_cells(c.geometry, mine, city["roads"]), limit)
         if got is None:
             stopped += 1
             theirs_t += limit

@@ -182,11 +182,17 @@ def metric_crs(lon: float) -> pyproj.CRS:
 
 
 def metric_crs_of(gdf: gpd.GeoDataFrame | gpd.GeoSeries) -> pyproj.CRS:
-    """The metric zone for data in lon/lat, chosen by the centre of its extent."""
+    """The metric zone for data in lon/lat, chosen by the centre of its extent: the
+    CGCS2000 Gauss–Krüger zone in China, the WGS 84 UTM zone elsewhere (a test city abroad).
+    """
     if gdf.crs is None:
         raise InvalidCRSError("data has no CRS; set it (e.g. gdf.set_crs('EPSG:4326')) first")
-    minx, _, maxx, _ = gdf.to_crs("EPSG:4326").total_bounds
-    return metric_crs((minx + maxx) / 2)
+    minx, miny, maxx, maxy = gdf.to_crs("EPSG:4326").total_bounds
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    if bool(outside_china(lon, lat)):
+        zone = int((lon + 180) // 6) + 1
+        return pyproj.CRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+    return metric_crs(lon)
 
 
 def outside_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:

@@ -396,13 +396,24 @@ def make_contiguous(g: Graph, nodes: np.ndarray, labels: np.ndarray) -> np.ndarr
 _ATTEMPTS = ((0, 30), (1, 60), (2, 10), (3, 100), (4, 30), (5, 150), (6, 60), (7, 200))
 
 
-def best_partition(g: Graph, comp: np.ndarray, band: Band) -> np.ndarray:
-    """Best of several METIS starts, each refined: least violation, then least cut."""
-    k = grid_count(g.w[comp], band)
+def best_partition(
+    g: Graph,
+    comp: np.ndarray,
+    band: Band,
+    *,
+    anneal: bool = True,
+    attempts: int = len(_ATTEMPTS),
+    k: int | None = None,
+) -> np.ndarray:
+    """Best of several METIS starts, each refined: least violation, then least cut; with
+    ``anneal``, simulated annealing where no start fits the band (callers with an exact
+    solver for the case switch it off).
+    """
+    k = grid_count(g.w[comp], band) if k is None else k
     if k == 1:
         return np.zeros(len(comp), dtype=np.int64)
     best: tuple[tuple[float, int], np.ndarray] | None = None
-    for seed, ufactor in _ATTEMPTS:
+    for seed, ufactor in _ATTEMPTS[:attempts]:
         start = make_contiguous(g, comp, metis(g, comp, k, band, seed=seed, ufactor=ufactor))
         r = Refiner(g, comp, start, band)
         r.run(max_steps=40 * len(comp))
@@ -412,12 +423,21 @@ def best_partition(g: Graph, comp: np.ndarray, band: Band) -> np.ndarray:
         if r.done():
             return best[1]
     assert best is not None
-    # lumpy households (big blocks): anneal from the best start, then polish
-    r = Refiner(g, comp, best[1], band)
-    r.anneal(np.random.default_rng(len(comp)), iters=min(60_000, 1_500 * len(comp)))
+    if not anneal:
+        return best[1]
+    return polish(g, comp, best[1], band)
+
+
+def polish(g: Graph, comp: np.ndarray, labels: np.ndarray, band: Band) -> np.ndarray:
+    """Lumpy households (big blocks): anneal from ``labels``, then refine; the better of
+    that and ``labels`` (least violation, then least cut).
+    """
+    r = Refiner(g, comp, labels, band)
+    start = (round(r.violation(), 6), r.cut())
+    r.anneal(np.random.default_rng(len(comp)), iters=min(8_000, 200 * len(comp)))
     r.run(max_steps=40 * len(comp))
     score = (round(r.violation(), 6), r.cut())
-    return r.labels(comp) if score < best[0] else best[1]
+    return r.labels(comp) if score < start else labels
 
 
 def shared_borders(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ class RawInput:
     labels: pd.Series
     problems: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
+    footprints: pd.Series | None = None  # row position → footprint, for buildings given so
 
 
 def _detect_dbf_encoding(shp: Path) -> str | None:
@@ -418,6 +419,8 @@ def _buildings(
 ) -> gpd.GeoDataFrame:
     df = _text_columns(raw.frame, "buildings")
     geoms = _geometry(raw, system, "Point")
+    if geoms is not None:
+        geoms = _footprints(raw, geoms)
     if "community_code" not in df.columns and geoms is not None:
         if communities is None:
             raw.problems.append("no community_code column and no communities to derive it from")
@@ -441,6 +444,45 @@ def _buildings(
         if geoms is not None:
             _in_their_communities(raw, df, geoms, communities, tolerance_m)
     return _finish(raw, "buildings", df, geoms)
+
+
+#: footprints overlapping by more than this (m²) are an error, not a digitising touch
+OVERLAP_M2 = 1.0
+
+
+def _footprints(raw: RawInput, geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    """Buildings given as footprints (Polygon/MultiPolygon, as surveying delivers them):
+    checked (valid, not overlapping another by more than ``OVERLAP_M2``), kept in
+    ``raw.footprints``; each building's point is a point inside its footprint.
+    """
+    kind = geoms.geom_type.to_numpy()
+    poly = np.isin(kind, ["Polygon", "MultiPolygon"])
+    if not poly.any():
+        return geoms
+    vals = geoms.values.copy()
+    for i in np.flatnonzero(poly & ~geoms.is_valid.to_numpy()):
+        raw.problems.append(
+            f"{raw.labels[i]}: footprint is invalid ({shapely.is_valid_reason(vals[i])})"
+        )
+        poly[i] = False
+    idx = np.flatnonzero(poly)
+    fp = vals[idx]
+    tree = shapely.STRtree(fp)
+    a, b = tree.query(fp, predicate="overlaps")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    if len(a):
+        lat = np.radians(float(np.mean(geoms[poly].total_bounds[[1, 3]])))
+        m2 = shapely.area(shapely.intersection(fp[a], fp[b])) * 111_320.0**2 * np.cos(lat)
+        for i, j, ar in zip(
+            a[m2 > OVERLAP_M2], b[m2 > OVERLAP_M2], m2[m2 > OVERLAP_M2], strict=True
+        ):
+            raw.problems.append(
+                f"{raw.labels[idx[i]]}: footprint overlaps {raw.labels[idx[j]]} by {ar:,.0f} m²"
+            )
+    raw.footprints = pd.Series(fp, index=idx)
+    vals[idx] = shapely.point_on_surface(fp)
+    return gpd.GeoSeries(vals, crs=geoms.crs)
 
 
 def _in_their_communities(
@@ -667,6 +709,12 @@ def load(
         comm = None  # do not report every building against broken communities
     if "buildings" in raws:
         frames["buildings"] = _buildings(raws["buildings"], systems["buildings"], comm, tolerance_m)
+        fp = raws["buildings"].footprints
+        if fp is not None:
+            ids = frames["buildings"]["id"].to_numpy()[fp.index.to_numpy()]
+            frames["footprints"] = gpd.GeoDataFrame(
+                {"building_id": ids}, geometry=fp.to_numpy(), crs="EPSG:4326"
+            )
     if "workers" in raws:
         frames["workers"] = _workers(
             raws["workers"], systems["workers"], set(comm["code"]) if comm is not None else None

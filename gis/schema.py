@@ -161,10 +161,18 @@ LAYERS: dict[str, Layer] = {
                 Field("elderly", "int", **COUNT_OPTS, label="60岁以上"),  # type: ignore[arg-type]
                 Field("children", "int", **COUNT_OPTS, label="0-14岁"),  # type: ignore[arg-type]
                 Field("disabled", "int", **COUNT_OPTS, label="残疾人"),  # type: ignore[arg-type]
+                Field("address", "str", nullable=True, required=False, label="地址"),
                 SYNTHETIC,
             ),
             "Point",
             "楼栋/院落",
+        ),
+        Layer(
+            "footprints",
+            ("building_id",),
+            (Field("building_id", "str", label="楼栋编号"),),
+            "MultiPolygon",
+            "楼栋轮廓",
         ),
         Layer(
             "roads",
@@ -183,7 +191,7 @@ LAYERS: dict[str, Layer] = {
                 Field("households", "int", minimum=0, label="户数"),
                 Field("residents", "int", minimum=0, label="人口"),
             ),
-            "Polygon",
+            "MultiPolygon",
             "网格",
         ),
         Layer(
@@ -253,6 +261,14 @@ LAYERS: dict[str, Layer] = {
                     choices=("households", "elderly", "children", "disabled", "rural_households"),
                 ),
                 Field("area_per_100_households", "float", nullable=True, required=False, minimum=0),
+                # which communities the type serves: a type does not apply to the others
+                Field(
+                    "applies",
+                    "str",
+                    nullable=True,
+                    required=False,
+                    choices=("urban", "rural", "both"),
+                ),
             ),
             None,
             "设施类型",
@@ -292,6 +308,8 @@ LAYERS: dict[str, Layer] = {
                 Field("uncovered", "float", minimum=0, label="未覆盖"),
                 Field("unreachable", "float", minimum=0, label="路网不可达"),
                 Field("share", "float", nullable=True, minimum=0, label="覆盖率"),
+                # false where the type does not serve this unit's communities (不适用)
+                Field("applies", "bool", required=False, label="适用"),
             ),
             None,
             "覆盖",

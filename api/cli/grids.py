@@ -57,8 +57,13 @@ REPORT_COLUMNS = {
     "community_code": "社区代码", "name": "社区/村", "kind": "类型", "households": "户数",
     "grids": "网格数", "band": "户数区间", "reachable": "区间可达", "k_range": "可行网格数",
     "in_band": "达标网格", "min_households": "最少户数", "max_households": "最多户数",
-    "huge_buildings": "超大楼栋", "median_pp": "紧凑度中位数",
+    "huge_buildings": "超大楼栋", "median_pp": "紧凑度中位数", "bound": "装箱界(可达)",
+    "empty_grids": "空网格", "multipart_grids": "多片网格", "units": "划分单元",
+    "split_blocks": "拆分街坊", "snapped": "接合路端", "empty_joined": "并入空地块",
+    "islands": "并入飞地", "exact": "精确求解", "exact_optimal": "已证最优",
 }  # fmt: skip
+ALIGN_COLUMNS = {"district_code": "区县代码", "inner_m": "网格内部边界(米)",
+                 "along_roads_m": "沿道路10米内(米)", "share": "沿路比例"}  # fmt: skip
 GRID_COLUMNS = {"code": "网格代码", "community_code": "社区代码", "seq": "序号", "households": "户数",
                 "residents": "人口", "area_m2": "面积(m²)", "polsby_popper": "紧凑度",
                 "in_band": "户数达标"}  # fmt: skip
@@ -181,11 +186,19 @@ def report(
     if out is not None:
         xlsx(out, {"汇总": pd.DataFrame({"指标": list(fig), "数值": list(fig.values())}),
                    "社区": per.rename(columns=REPORT_COLUMNS),
+                   "边界沿路": (r.alignment if r.alignment is not None else pd.DataFrame()).rename(columns=ALIGN_COLUMNS),
                    "网格": grid_table.rename(columns=GRID_COLUMNS)})  # fmt: skip
     if as_json:
-        _render(fig, True, {"communities_report": per.to_dict("records")})
+        align = r.alignment.to_dict("records") if r.alignment is not None else []
+        _render(
+            fig, True, {"communities_report": per.to_dict("records"), "border_alignment": align}
+        )
         return
     _render(fig, False, {"xlsx": str(out)} if out else None)
+    if r.alignment is not None and len(r.alignment):
+        al = r.alignment.assign(share=r.alignment["share"].map(lambda x: f"{x:.1%}"))
+        console.print(table("网格边界沿道路 (inner grid border within 10 m of a road)",
+                            al.rename(columns=ALIGN_COLUMNS)))  # fmt: skip
     bad = per[per["reachable"] & (per["in_band"] < per["grids"])]
     if len(bad):
         title = "区间可达但有网格未达标的社区 (reachable, some grids outside the band)"

@@ -429,8 +429,12 @@ class PostGISStore(Store):
                 conn.rollback()
                 if name not in self._names(conn):  # no such table (asked only on failure)
                     raise self._missing(name) from None
-                what = getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "invalid"
-                raise ValidationError(f"filter on {name}", [f"the database refused it: {what}"]) from None
+                what = (
+                    getattr(getattr(exc.orig, "diag", None), "message_primary", None) or "invalid"
+                )
+                raise ValidationError(
+                    f"filter on {name}", [f"the database refused it: {what}"]
+                ) from None
             if rows:
                 matched = int(rows[0][-1])
             else:

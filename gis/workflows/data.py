@@ -51,6 +51,8 @@ def import_files(
     lock = set(files) | {"facility_types", "quotas"}
     if "communities" in files:
         lock |= {"streets", "districts"}
+    if "buildings" in files:
+        lock |= {"footprints"}
     repairs: list[str] = []
     with store.transaction(lock=lock) as tx:
         say("reading and validating")
@@ -64,6 +66,8 @@ def import_files(
                           repair=repair, repairs=repairs, tolerance_m=tolerance_m)  # fmt: skip
         if "communities" in frames:
             _no_orphans(tx, frames)
+        if "buildings" in frames and "footprints" not in frames and "footprints" in held:
+            frames["footprints"] = schema.empty("footprints")  # the old ones no longer fit
         if "facility_types" not in held:
             frames["facility_types"] = types
         if "quotas" in held and {"communities", "buildings"} & set(files):

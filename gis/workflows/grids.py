@@ -16,7 +16,14 @@ from gis import io as gio
 from gis import settings
 from gis.access import Principal
 from gis.errors import InputFileError
-from gis.partition import Division, divide, grid_quality, report_communities, summary
+from gis.partition import (
+    Division,
+    border_alignment,
+    divide,
+    grid_quality,
+    report_communities,
+    summary,
+)
 from gis.regrid import Update, update
 from gis.rules import GridRules
 from gis.settings import BandChange
@@ -36,6 +43,7 @@ class GridsResult:
     figures: dict[str, Any]
     rules: GridRules
     update: Update | None = None
+    alignment: pd.DataFrame | None = None  # inner border along roads, per district
 
 
 def _figures(
@@ -77,10 +85,10 @@ def build(
         if urban or rural:
             rules = settings.with_grids(rules, urban, rural)
             settings.store(tx, rules, actor.name)
-        f = read(tx, ("communities", "buildings"), ("roads", "grids", "grid_history"))
+        f = read(tx, ("communities", "buildings"), ("roads", "footprints", "grids", "grid_history"))
         div = divide(
             f["communities"], f["buildings"], f.get("roads"), rules=rules.grids, only=only,
-            used=_used_sequences(tx, only), progress=tick,
+            used=_used_sequences(tx, only), progress=tick, footprints=f.get("footprints"),
         )  # fmt: skip
         grids, history = div.grids, f.get("grid_history")
         old = f.get("grids")
@@ -143,12 +151,16 @@ def report(
             rules = settings.with_grids(rules, urban, rural)
         if not tx.has("grids"):
             raise InputFileError(f"{store.url} has no grids yet; run `gridgis grids build` first")
-        f = read(tx, ("grids", "communities", "buildings"))
+        f = read(tx, ("grids", "communities", "buildings"), ("roads",))
     grids, comms = f["grids"], f["communities"]
     q = grid_quality(grids, rules.grids, comms.set_index("code")["kind"])
     per = report_communities(grids, comms, f["buildings"], rules.grids)
     table = pd.concat([grids.drop(columns="geometry"), q], axis=1)
-    return GridsResult(grids, per, summary(per, grids, q), rules.grids), table
+    fig = summary(per, grids, q)
+    align = border_alignment(grids, comms, f.get("roads"))
+    if len(align):
+        fig["inner_border_along_roads"] = float(align["share"].iloc[-1])
+    return GridsResult(grids, per, fig, rules.grids, alignment=align), table
 
 
 def from_files(
@@ -164,7 +176,8 @@ def from_files(
     rules = rules or GridRules()
     layers = gio.load(files, crs=crs)
     div: Division = divide(layers["communities"], layers["buildings"], layers.get("roads"),
-                           rules=rules, only=only, progress=tick)  # fmt: skip
+                           rules=rules, only=only, progress=tick,
+                           footprints=layers.get("footprints"))  # fmt: skip
     gexport.write(div.grids, out, layer="grids")
     return GridsResult(
         div.grids,
