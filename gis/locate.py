@@ -40,8 +40,9 @@ class Locator:
         workers = f.get("workers")
         a = f.get("assignments")
         self.worker_of: dict[str, dict[str, Any]] = {}
-        if a is not None and workers is not None:
-            w = workers.set_index("id")
+        if a is not None:
+            w = workers.set_index("id") if workers is not None else pd.DataFrame()
+            cname = comms.set_index("code")["name"]
             for g, wid in zip(a["grid_code"], a["worker_id"], strict=True):
                 if wid in w.index:
                     phone = w.at[wid, "phone"] if "phone" in w.columns else None
@@ -49,6 +50,14 @@ class Locator:
                         "id": wid,
                         "name": w.at[wid, "name"],
                         "phone": None if pd.isna(phone) else phone,
+                        "vacant": False,
+                    }
+                else:  # a post from the quota nobody holds yet: named, so a call can go somewhere
+                    self.worker_of[g] = {
+                        "id": wid,
+                        "name": vacant_post_name(str(cname.get(g[:12], "")), wid),
+                        "phone": None,
+                        "vacant": True,
                     }
         self.metric = metric_crs_of(comms)
         fac = f.get("facilities")
@@ -133,3 +142,14 @@ def _first_hit(tree: shapely.STRtree, pts: np.ndarray) -> np.ndarray:
     first = np.unique(p, return_index=True)[1]
     out[p[first]] = g[first]
     return out
+
+
+def vacant_post_name(community: str, post_id: str) -> str:
+    """The name a vacant post (``<community>-Vnn``) is shown under: 某社区 第n网格员岗位（空缺）.
+
+    >>> vacant_post_name("光明路社区居民委员会", "370402001001-V02")
+    '光明路社区居民委员会 第2网格员岗位（空缺）'
+    """
+    seq = post_id.rsplit("-V", 1)[-1]
+    n = int(seq) if seq.isdigit() else seq
+    return f"{community} 第{n}网格员岗位（空缺）".strip()

@@ -100,15 +100,17 @@ def assign_workers(store: Store, actor: Principal, **rules: Any) -> tuple[Assign
     with store.transaction(lock=("assignments", "workers", *QUOTA_WRITES)) as tx:
         city = settings.with_staff(settings.load(tx), **rules)
         settings.store(tx, city, actor.name)
-        for need in ("grids", "workers"):
-            if not tx.has(need):
-                raise InputFileError(
-                    f"{store.url} has no {need} yet (run `gridgis grids build` / `gridgis import --workers`)"
-                )
+        if not tx.has("grids"):
+            raise InputFileError(f"{store.url} has no grids yet (run `gridgis grids build`)")
         q = refresh_quotas(tx, city.staff)
-        f = read(tx, ("grids", "workers"), ("assignments",))
-        a = assign(f["grids"], q, f["workers"], f.get("assignments"), rules=city.staff)
-        tx.write({"workers": a.workers, "assignments": a.assignments})
+        f = read(tx, ("grids",), ("workers", "assignments"))
+        # without a roster every grid still gets a post: the quota's vacant posts, named
+        a = assign(f["grids"], q, f.get("workers"), f.get("assignments"), rules=city.staff)
+        tx.write(
+            {"workers": a.workers, "assignments": a.assignments}
+            if f.get("workers") is not None
+            else {"assignments": a.assignments}
+        )
         tx.audit(actor.name, "assignments.assign", "assignments",
                  f"{len(a.assignments)} grids, {a.moved} workers moved")  # fmt: skip
     return a, city.staff

@@ -76,3 +76,27 @@ def test_bad_roster_is_one_error_and_nothing_written(town, tmp_path):
     ):
         assert needle in r.stderr, needle
     assert _sha(s.path) == before
+
+
+def test_assign_without_a_roster_names_a_vacant_post_for_every_grid(district_city, tmp_path):
+    from gis.locate import LAYERS, Locator
+
+    s = GeoPackageStore(tmp_path / "s.gpkg")
+    c = district_city
+    grids = divide(c["communities"], c["buildings"], c["roads"]).grids
+    s.write(
+        {k: c[k] for k in ("districts", "streets", "communities", "buildings")} | {"grids": grids}
+    )
+    r = run("staff", "assign", "--store", str(s.path), "--json")
+    assert r.returncode == 0, r.stderr
+    a = s.read("assignments")
+    assert len(a) == len(grids) and a["worker_id"].str.fullmatch(r"\d{12}-V\d{2}").all()
+    assert "workers" not in s.names()  # no invented people in the roster
+    # a village grid answers with its named vacant post
+    village = grids[grids["community_code"].str[9:12].astype(int) >= 200].iloc[0]
+    pt = village.geometry.representative_point()
+    held = s.names()
+    got = Locator({n: s.read(n) for n in LAYERS if n in held}).locate([pt.x], [pt.y])[0]
+    assert got["worker"]["vacant"] is True
+    assert got["worker"]["name"].endswith("网格员岗位（空缺）")
+    assert got["worker"]["name"].startswith(got["community"]["name"])
