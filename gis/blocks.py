@@ -82,6 +82,51 @@ class Units:
     snapped: int = 0  # road ends joined to a road or the outline within SNAP_M
     empty_joined: int = 0  # units with no households joined to a touching empty one
     islands: int = 0  # uninhabited pieces joined to the nearest unit (a MultiPolygon grid)
+    # the pieces before empty ones were joined: polygons, the unit each is in, their edges
+    raw_polys: np.ndarray | None = None
+    raw_unit: np.ndarray | None = None
+    raw_a: np.ndarray | None = None
+    raw_b: np.ndarray | None = None
+
+    def spread_empty(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Give each empty block of an empty unit to the grid that reaches it first across
+        the empty land (breadth first from the grids around it), so one grid does not
+        take a whole park or field belt; kept only where every grid stays connected.
+
+        Returns the raw pieces' polygons and their grid labels.
+        """
+        assert self.raw_polys is not None and self.raw_unit is not None
+        assert self.raw_a is not None and self.raw_b is not None
+        lab = labels[self.raw_unit].copy()
+        n = len(lab)
+        nbrs: list[list[int]] = [[] for _ in range(n)]
+        for i, j in zip(self.raw_a.tolist(), self.raw_b.tolist(), strict=True):
+            nbrs[i].append(j)
+            nbrs[j].append(i)
+        for u in np.flatnonzero(self.w <= 0):
+            pieces = np.flatnonzero(self.raw_unit == u)
+            if len(pieces) < 2:
+                continue
+            mine = set(pieces.tolist())
+            trial = lab.copy()
+            trial[pieces] = -1
+            frontier = [p for p in pieces.tolist() if any(q not in mine for q in nbrs[p])]
+            for p in frontier:  # first ring: the neighbouring grid with most neighbours
+                outside = [int(lab[q]) for q in nbrs[p] if q not in mine]
+                trial[p] = max(sorted(set(outside)), key=outside.count)
+            queue = list(frontier)
+            while queue:
+                nxt = []
+                for p in queue:
+                    for q in nbrs[p]:
+                        if trial[q] < 0:
+                            trial[q] = trial[p]
+                            nxt.append(q)
+                queue = nxt
+            if (trial < 0).any() or not _all_connected(trial, nbrs):
+                continue
+            lab = trial
+        return self.raw_polys, lab
 
     @property
     def xy(self) -> np.ndarray:
@@ -346,7 +391,31 @@ def _join_empty(
     np.add.at(L, (inv.ravel(), cls), ln)
     ea, eb, virtual = _link_pieces(out_polys, uk // max(m, 1), uk % max(m, 1))
     L = np.vstack([L, np.zeros((len(ea) - len(L), 3))])
-    return Units(out_polys, out_w, out_members, ea, eb, L, virtual, empty_joined=joined)
+    return Units(
+        out_polys, out_w, out_members, ea, eb, L, virtual, empty_joined=joined,
+        raw_polys=polys, raw_unit=new, raw_a=a, raw_b=b,
+    )  # fmt: skip
+
+
+def _all_connected(labels: np.ndarray, nbrs: list[list[int]]) -> bool:
+    """Whether the pieces of each label form one connected group."""
+    seen = np.zeros(len(labels), dtype=bool)
+    groups: set[int] = set()
+    for s in range(len(labels)):
+        if seen[s]:
+            continue
+        if int(labels[s]) in groups:
+            return False
+        groups.add(int(labels[s]))
+        seen[s] = True
+        stack = [s]
+        while stack:
+            p = stack.pop()
+            for q in nbrs[p]:
+                if not seen[q] and labels[q] == labels[s]:
+                    seen[q] = True
+                    stack.append(q)
+    return True
 
 
 def _link_pieces(

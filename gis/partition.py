@@ -346,9 +346,11 @@ def divide_community(
         packing=exact.packing(w, band, range(*_k_span(float(w.sum()), band))),
     )
     made = []
+    raw, raw_lab = units.spread_empty(labels)
     for p in range(int(labels.max()) + 1):
         mine = np.flatnonzero(labels == p)
-        poly = shapely.union_all(units.polys[mine]) if len(mine) > 1 else units.polys[mine[0]]
+        pieces = raw[raw_lab == p]
+        poly = shapely.union_all(pieces) if len(pieces) > 1 else pieces[0]
         poly = _valid(shapely.transform(poly, from_scaled))
         members = np.sort(np.concatenate([units.members[u] for u in mine]))
         made.append((poly, members))
