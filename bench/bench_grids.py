@@ -218,7 +218,7 @@ def one_village(city: dict, limit: float = 60.0) -> None:
     t = time.perf_counter()
     divide(comms[comms["code"] == rural["code"]], mine, city["roads"])
     print(f"gridgis: {time.perf_counter() - t:.2f} s")
-    got = _maxp_limited(_cells(rural.geometry, mine), limit)
+    got = _maxp_limited(_cells(rural.geometry, mine, city["roads"]), limit)
     verdict = f"did not finish within {limit:.0f} s" if got is None else f"{got[0]:.2f} s"
     print(f"spopt max-p: {verdict}", flush=True)
 
