@@ -408,3 +408,30 @@ def test_the_exact_solver_proves_when_adjacency_rules_the_band_out():
     # the lexicographic optimum: one grid out of band, by as little as possible
     best = exact.partition(w, a, b, np.ones(3, dtype=np.int64), 2, BAND)
     assert best is not None and best.out_of_band == 1 and best.worst == 100
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(st.floats(4, 18), st.floats(4, 9), st.integers(1, 160)), min_size=2, max_size=16
+    ),  # fmt: skip
+    st.booleans(),
+)
+def test_footprints_keep_whole_and_the_grids_tile(sizes, street):
+    # footprints on a lattice of 50 m × 25 m lots (never overlapping), random sizes
+    fps, houses = [], []
+    for i, (w, h, hh) in enumerate(sizes):
+        x, y = 25 + 50 * (i % 8), 12.5 + 25 * (i // 8)
+        fps.append(_box(x - w, y - h, x + w, y + h))
+        houses.append((x, y, hh))
+    roads = [("residential", _line((200, 0), (200, 50)))] if street else []
+    comm, b, r = _city([_box(0, 0, 400, 50)], houses, roads)
+    fp = gpd.GeoDataFrame({"building_id": b["id"]}, geometry=fps, crs="EPSG:4326")
+    b = b.assign(geometry=shapely.point_on_surface(fp.geometry.values))
+    d = divide(comm, b, r, footprints=fp)
+    _tiles(d.grids, comm.geometry[0])
+    assert d.grids["households"].sum() == b["households"].sum()
+    assert (d.grids["households"] > 0).all()
+    for poly in fp.geometry:  # no grid border through a house
+        inside = [g for g in d.grids.geometry if g.intersection(poly).area > 1e-3 * poly.area]
+        assert len(inside) == 1
