@@ -29,9 +29,9 @@ import numpy as np
 
 import shapely
 
+from gis.graphcut import METRES_PER_DEGREE, shared_borders
 from gis.rules import Band
 
-METRES_PER_DEGREE = 111_320.0
 #: road kinds that are a compound's internal paths (小区道路), not streets
 PATH_KINDS = frozenset({"path", "footway", "service"})
 #: a road end this close to another road or the outline is joined to it (metres)
@@ -318,18 +318,14 @@ def build(
 
 
 def _edges(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs of units sharing more than half a metre of border, and its length (metres)."""
     if len(polys) < 2:
         z = np.zeros(0, dtype=np.int64)
         return z, z, np.zeros(0)
-    tree = shapely.STRtree(polys)
-    a, b = tree.query(polys, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    length = shapely.length(
-        shapely.intersection(shapely.boundary(polys[a]), shapely.boundary(polys[b]))
-    )
-    ok = length * METRES_PER_DEGREE > 0.5  # a real shared border, not a touch
-    return a[ok], b[ok], length[ok] * METRES_PER_DEGREE
+    a, b, length = shared_borders(polys)
+    metres = length * METRES_PER_DEGREE
+    ok = metres > 0.5  # a real shared border, not a touch
+    return a[ok], b[ok], metres[ok]
 
 
 def _join_empty(

@@ -45,7 +45,8 @@ class Exact:
     optimal: bool  # every stage proved optimal
 
 
-def _score(w: np.ndarray, labels: np.ndarray, k: int, band: Band) -> tuple[int, int]:
+def score(w: np.ndarray, labels: np.ndarray, k: int, band: Band) -> tuple[int, int]:
+    """Grids out of band and the worst excursion (households) of a division, to compare."""
     loads = np.bincount(labels, weights=w, minlength=k)
     exc = np.maximum(0, np.maximum(band.min - loads, loads - band.max))
     return int((exc > 0).sum()), int(exc.max()) if len(exc) else 0
@@ -173,7 +174,7 @@ def partition(
         m.add(objective <= val)
         del name
     assert best is not None
-    n_o, wst = _score(w, best, k, band)
+    n_o, wst = score(w, best, k, band)
     ob = int(sum(int(cost[t]) for t in range(len(a)) if best[a[t]] != best[b[t]]))
     return Exact(best, n_o, wst, ob, optimal)
 
@@ -280,7 +281,7 @@ def cover(
     for p, s in enumerate(chosen):
         labels[M[s]] = p
     k = len(chosen)
-    o, wst = _score(np.asarray(w, dtype=float), labels, k, band)
+    o, wst = score(np.asarray(w, dtype=float), labels, k, band)
     return Exact(
         labels, o, wst, int(set_cost[chosen].sum()) // 2, status == cp_model.OPTIMAL
     ), "found"

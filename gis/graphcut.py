@@ -1,6 +1,6 @@
 """The graph-cut engine behind grid division, re-division and worker assignment.
 
-A :class:`Graph` holds weighted nodes (buildings, or grids) and weighted edges (shared
+A :class:`Graph` holds weighted nodes (blocks, block pieces and cells, or grids) and weighted edges (shared
 border); :func:`best_partition` cuts it into parts whose weights fall in a :class:`Band`:
 contiguous METIS (``pymetis``) from several seeds and imbalance settings, each start made
 contiguous and refined by :class:`Refiner` (moves and swaps of boundary nodes that strictly
@@ -16,7 +16,6 @@ import numpy as np
 import pymetis
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import QhullError, Voronoi
 
 import shapely
 
@@ -24,7 +23,6 @@ from gis.rules import Band
 
 METRES_PER_DEGREE = 111_320.0
 ROAD_FACTOR = 0.05
-MIN_SHARED_M = 2.0  # neighbours must share at least this much border inside the community
 
 
 @dataclass
@@ -48,59 +46,6 @@ class Graph:
                     eweights.append(self.ew[(min(n, m), max(n, m))])
             xadj.append(len(adjncy))
         return xadj, adjncy, eweights
-
-
-def voronoi_graph(
-    xy: np.ndarray, w: np.ndarray, region: shapely.Geometry, roads: shapely.STRtree | None
-) -> Graph:
-    """Voronoi-dual adjacency of the nodes inside ``region`` (all in scaled coordinates)."""
-    n = len(xy)
-    nbrs: list[list[int]] = [[] for _ in range(n)]
-    ew: dict[tuple[int, int], int] = {}
-    if n < 2:
-        return Graph(xy, w, [np.array(v, dtype=np.int64) for v in nbrs], ew)
-    minx, miny = xy.min(axis=0)
-    maxx, maxy = xy.max(axis=0)
-    span = max(maxx - minx, maxy - miny, 1e-4) * 10
-    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-    dummies = np.array(
-        [
-            [cx - span, cy - span],
-            [cx + span, cy - span],
-            [cx + span, cy + span],
-            [cx - span, cy + span],
-        ]
-    )
-    try:
-        vor = Voronoi(np.vstack([xy, dummies]))
-    except QhullError:  # all nodes on one line: neighbours along it
-        order = np.lexsort((xy[:, 1], xy[:, 0]))
-        pairs = np.column_stack([order[:-1], order[1:]])
-        lengths = np.full(len(pairs), 1e-4)
-    else:
-        rp = np.asarray(vor.ridge_points)
-        rv = np.asarray(vor.ridge_vertices)
-        keep = (rp < n).all(axis=1) & (rv >= 0).all(axis=1)
-        pairs, rv = rp[keep], rv[keep]
-        segs = shapely.linestrings(vor.vertices[rv])
-        lengths = shapely.length(shapely.intersection(segs, region))
-        ok = lengths * METRES_PER_DEGREE > MIN_SHARED_M  # a real shared border, not a touch
-        pairs, lengths = pairs[ok], lengths[ok]
-    if roads is not None and len(pairs):
-        links = shapely.linestrings(np.stack([xy[pairs[:, 0]], xy[pairs[:, 1]]], axis=1))
-        crossing = np.unique(roads.query(links, predicate="intersects")[0])
-        lengths = lengths.copy()
-        lengths[crossing] *= ROAD_FACTOR
-    weights = np.maximum(1, np.round(lengths * METRES_PER_DEGREE)).astype(np.int64)
-    for (i, j), wt in zip(pairs.tolist(), weights.tolist(), strict=True):
-        a, b = (i, j) if i < j else (j, i)
-        if (a, b) in ew:
-            ew[(a, b)] += wt
-            continue
-        ew[(a, b)] = wt
-        nbrs[a].append(b)
-        nbrs[b].append(a)
-    return Graph(xy, w, [np.array(sorted(v), dtype=np.int64) for v in nbrs], ew)
 
 
 def components(g: Graph, nodes: np.ndarray) -> list[np.ndarray]:

@@ -322,13 +322,13 @@ def divide_community(
     fp = None if footprints is None else shapely.transform(footprints, to_scaled)
     units = blocks.build(area, to_scaled(xy), w, band, tree, fp)
     labels, g, solved, verdict = _solve(units, band)
-    score = exact._score(units.w, labels, int(labels.max()) + 1, band)
+    score = exact.score(units.w, labels, int(labels.max()) + 1, band)
     if score[0] and units.split_blocks:
         # the pieces of the blocks too big for one grid cannot be grouped into the band:
         # those blocks (only those) go down to their buildings' cells
         fine = blocks.build(area, to_scaled(xy), w, band, tree, fp, fine=True)
         f_labels, f_g, f_solved, f_verdict = _solve(fine, band)
-        if exact._score(fine.w, f_labels, int(f_labels.max()) + 1, band) < score:
+        if exact.score(fine.w, f_labels, int(f_labels.max()) + 1, band) < score:
             units, labels, g, solved, verdict = fine, f_labels, f_g, f_solved, f_verdict
         elif f_verdict == "impossible":
             verdict = "impossible"
@@ -447,38 +447,39 @@ def _solve(units: blocks.Units, band: Band) -> tuple[np.ndarray, Graph, exact.Ex
     labels = labels.ravel()
     k = int(labels.max()) + 1
     solved, verdict = None, "in band" if k == 1 else "heuristic"
-    if small and k > 1 and exact._score(units.w, labels, k, band)[0]:
+    if small and k > 1 and exact.score(units.w, labels, k, band)[0]:
         # a grid out of band and few units: every grid in band if that exists (any k in
         # the band's range); else annealing, and for the smallest the exact optimum
         solved, verdict = exact.cover(units.w, units.a, units.b, open_cost, band, ks)
         if solved is not None:
             labels = solved.labels
         else:
-            labels = polish(g, nodes, labels, band)
-            for other in ks:  # another number of grids in the band's range may fit
-                if other == k or not exact._score(units.w, labels, k, band)[0]:
-                    continue
-                alt = best_partition(g, nodes, band, k=other)
-                alt = np.unique(alt, return_inverse=True)[1].ravel()
-                if exact._score(units.w, alt, int(alt.max()) + 1, band) < exact._score(
-                    units.w, labels, k, band
-                ):
-                    labels, k = alt, int(alt.max()) + 1
-            before = exact._score(units.w, labels, k, band)
+            labels = _other_counts(g, nodes, band, polish(g, nodes, labels, band), ks)
+            k = int(labels.max()) + 1
+            before = exact.score(units.w, labels, k, band)
             if before[0] and n <= exact.MAX_FLOW_UNITS:
                 solved = exact.partition(units.w, units.a, units.b, open_cost, k, band, hint=labels)
                 if solved is not None and (solved.out_of_band, solved.worst) <= before:
                     labels = solved.labels
-    if not small and k > 1 and len(comps) == 1 and exact._score(units.w, labels, k, band)[0]:
-        for other in ks:  # another number of grids in the band's range may fit
-            if other == k:
-                continue
-            alt = np.unique(best_partition(g, nodes, band, k=other), return_inverse=True)[1].ravel()
-            if exact._score(units.w, alt, int(alt.max()) + 1, band) < exact._score(
-                units.w, labels, k, band
-            ):
-                labels, k = alt, int(alt.max()) + 1
+    if not small and k > 1 and len(comps) == 1:
+        labels = _other_counts(g, nodes, band, labels, ks)
     return labels, g, solved, verdict
+
+
+def _other_counts(
+    g: Graph, nodes: np.ndarray, band: Band, labels: np.ndarray, ks: Sequence[int]
+) -> np.ndarray:
+    """While a grid is out of band, another number of grids in the band's range may fit:
+    the heuristic's division for each, kept where it scores better.
+    """
+    k = int(labels.max()) + 1
+    for other in ks:
+        if other == k or not exact.score(g.w, labels, k, band)[0]:
+            continue
+        alt = np.unique(best_partition(g, nodes, band, k=other), return_inverse=True)[1].ravel()
+        if exact.score(g.w, alt, int(alt.max()) + 1, band) < exact.score(g.w, labels, k, band):
+            labels, k = alt, int(alt.max()) + 1
+    return labels
 
 
 def _valid(poly: shapely.Geometry) -> shapely.Geometry:

@@ -247,7 +247,7 @@ def test_exact_partition_parts_are_connected_and_no_worse_than_any_hint(weights,
     assert len(np.unique(got.labels)) == k
     for p in range(k):
         assert _connected(np.flatnonzero(got.labels == p), a, b)
-    assert (got.out_of_band, got.worst) <= exact._score(w, hint, k, BAND)
+    assert (got.out_of_band, got.worst) <= exact.score(w, hint, k, BAND)
 
 
 @settings(max_examples=60, deadline=None)
