@@ -213,6 +213,8 @@ def cells(
         for u, j in enumerate(first):
             ring = shapely.segmentize(shapely.boundary(footprints[j]), step)
             c = shapely.get_coordinates(ring)[:-1]
+            if not len(c):  # a building without a footprint: its point is the seed
+                c = uniq[u][None, :]
             seeds.append(c)
             seed_of.append(np.full(len(c), u))
         s = np.vstack(seeds)

@@ -435,3 +435,18 @@ def test_footprints_keep_whole_and_the_grids_tile(sizes, street):
     for poly in fp.geometry:  # no grid border through a house
         inside = [g for g in d.grids.geometry if g.intersection(poly).area > 1e-3 * poly.area]
         assert len(inside) == 1
+
+
+def test_buildings_without_a_footprint_keep_their_cell_beside_those_with_one(tmp_path):
+    from gis import io
+
+    got = io.load(_footprint_files(tmp_path))
+    b, fp = got["buildings"], got["footprints"]
+    fp = fp[fp["building_id"] != b["id"].iloc[0]]  # one building surveyed as a point only
+    d = divide(got["communities"], b, got["roads"], footprints=fp)
+    _tiles(d.grids, got["communities"].geometry[0])
+    assert d.grids["households"].sum() == b["households"].sum() == 960
+    # each grid's households are those of the buildings inside it
+    gi = shapely.STRtree(d.grids.geometry.values).query(b.geometry.values, predicate="within")
+    inside = np.bincount(gi[1], weights=b["households"].to_numpy()[gi[0]], minlength=len(d.grids))
+    assert list(inside) == list(d.grids["households"])
