@@ -59,6 +59,16 @@ def whole_city() -> dict:
         f"islets joined {int(r['islands'].sum())}; exact solves {int(r['exact'].sum())} "
         f"({int(r['exact_optimal'].sum())} proved optimal)"
     )
+    # where the grids out of band lie, by what the exact search said of their community
+    reach = r.loc[r["bound"] == "yes", ["community_code", "cover"]]
+    g = d.grids.merge(reach, on="community_code")
+    out = g[~g["households"].between(BAND.min, BAND.max)]
+    by = out.groupby("cover").size().to_dict()
+    print(
+        f"out of band where reachable: {len(out)} grids, by the exact search's verdict on "
+        f"their community: {by} ('impossible': proved, no division of its whole blocks "
+        f"into connected grids puts every grid in band)"
+    )
     t = time.perf_counter()
     d0 = divide(comms, b, None)
     t0 = time.perf_counter() - t
@@ -74,7 +84,9 @@ def whole_city() -> dict:
     print(side.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     # a year's change of ±5 % per building: how many grids `grids update` keeps
     rng = np.random.default_rng(2024)
-    b2 = b.assign(households=np.round(b["households"] * rng.uniform(0.95, 1.05, len(b))).astype(np.int64))
+    b2 = b.assign(
+        households=np.round(b["households"] * rng.uniform(0.95, 1.05, len(b))).astype(np.int64)
+    )
     t = time.perf_counter()
     u = update(d.grids, comms, b2, roads)
     print(f"\n== grids update after ±5 % per building: kept {u.kept:,} of {len(d.grids):,} grids "

@@ -19,8 +19,11 @@ heuristic's answer in; both were tried on the city's hard communities (bench_gri
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 import numpy as np
 
@@ -61,6 +64,7 @@ def partition(
     band: Band,
     hint: np.ndarray | None = None,
     stage_time: float = STAGE_TIME,
+    stages: int = 3,
 ) -> Exact | None:
     """``k`` connected parts of the graph of ``len(w)`` units with edges ``(a, b)``;
     ``cost`` is each edge's border length not on streets (whole metres).
@@ -151,7 +155,7 @@ def partition(
     solver.parameters.max_deterministic_time = stage_time
     optimal = True
     best = None
-    for objective, name in ((n_out, "out"), (worst, "worst"), (open_border, "border")):
+    for objective, name in ((n_out, "out"), (worst, "worst"), (open_border, "border"))[:stages]:
         if isinstance(objective, int):
             continue
         m.minimize(objective)
@@ -184,29 +188,44 @@ class TooMany(Exception):
 
 
 #: at most this many candidate grids (connected, in band) are enumerated per community
-MAX_SETS = 20_000
+MAX_SETS = 10_000
 
 
-def connected_sets(w: np.ndarray, nbr: list[int], lo: float, hi: float) -> list[int]:
+class _RootDone(Exception):
+    """One root's share of a sampled enumeration is used up."""
+
+
+def connected_sets(
+    w: np.ndarray,
+    nbr: list[int],
+    lo: float,
+    hi: float,
+    max_sets: int = MAX_SETS,
+    sample: bool = False,
+) -> list[int]:
     """Every connected set of units whose households lie in ``[lo, hi]``, as bit masks;
     a unit over ``hi`` on its own also counts (it can only be a grid by itself).
 
     ESU enumeration (Wernicke 2006): each connected set is grown once, from its lowest
     unit, by exclusive neighbours only; a branch stops as soon as it passes ``hi`` (all
-    weights are positive, so every superset would too).
+    weights are positive, so every superset would too). Raises :class:`TooMany` past
+    ``max_sets`` sets (or ten times as many grown) — unless ``sample``: then each unit
+    grows at most its share of them, and the sets returned are some, not all.
     """
     n = len(w)
     out: list[int] = []
-    visits = [0]  # sets grown, kept or not: many tiny units make many light sets
+    budget = max(1, max_sets // max(n, 1)) if sample else max_sets
+    count = [0, 0]  # sets grown, kept or not (many tiny units make many light sets); kept
 
     def grow(sub: int, wt: float, ext: int, seen: int, higher: int) -> None:
-        visits[0] += 1
-        if visits[0] > 10 * MAX_SETS:
-            raise TooMany
+        count[0] += 1
+        if count[0] > 10 * budget:
+            raise _RootDone if sample else TooMany
         if wt >= lo:
             out.append(sub)
-            if len(out) > MAX_SETS:
-                raise TooMany
+            count[1] += 1
+            if count[1] > budget:
+                raise _RootDone if sample else TooMany
         while ext:
             low = ext & -ext
             ext ^= low
@@ -221,8 +240,107 @@ def connected_sets(w: np.ndarray, nbr: list[int], lo: float, hi: float) -> list[
             out.append(1 << v)
             continue
         higher = ~((1 << (v + 1)) - 1)
-        grow(1 << v, float(w[v]), nbr[v] & higher, nbr[v] | (1 << v), higher)
+        if sample:
+            count[0] = count[1] = 0
+        try:
+            grow(1 << v, float(w[v]), nbr[v] & higher, nbr[v] | (1 << v), higher)
+        except _RootDone:
+            pass
     return out
+
+
+#: nodes the exact-cover search may visit before it leaves the question to CP-SAT
+MAX_NODES = 3_000
+
+
+def exact_cover(
+    sets: Sequence[int],
+    n: int,
+    w: np.ndarray,
+    nbr: Sequence[int],
+    band: Band,
+    counts: Sequence[int] | None = None,
+    max_nodes: int = MAX_NODES,
+) -> list[int] | None | str:
+    """Sets (bit masks over ``n`` units of households ``w``, neighbours ``nbr``) that
+    cover every unit exactly once — their indices — or ``None`` when no such choice
+    exists (proved), or ``"unknown"`` when the search gave up after ``max_nodes`` nodes.
+    ``counts``: the numbers of sets allowed.
+
+    Knuth's Algorithm X on bit masks: the uncovered unit in the fewest candidate sets is
+    covered first, by each set that avoids what is already covered; a branch ends as
+    soon as a connected piece of what is left cannot be cut into grids in the band (its
+    households between ``c·min`` and ``c·max`` for no ``c``). Faster than CP-SAT on the
+    small, tightly packed covers of grid division (a solution, or the proof there is none,
+    in milliseconds); CP-SAT then only shortens the border of the cover found.
+    """
+    by_unit: list[list[int]] = [[] for _ in range(n)]
+    for s, mask in enumerate(sets):
+        m = mask
+        while m:
+            low = m & -m
+            by_unit[low.bit_length() - 1].append(s)
+            m ^= low
+    order = sorted(range(n), key=lambda i: len(by_unit[i]))
+    full = (1 << n) - 1
+    wl = [float(x) for x in w]
+    lone = [x > band.max for x in wl]
+    allowed = None if counts is None else set(counts)
+    chosen: list[int] = []
+    nodes = [0]
+
+    def splittable(left: int) -> bool:
+        while left:
+            seed = left & -left
+            comp, frontier = seed, seed
+            while frontier:  # grow the piece by its neighbours still uncovered
+                nxt = 0
+                f = frontier
+                while f:
+                    low = f & -f
+                    nxt |= nbr[low.bit_length() - 1]
+                    f ^= low
+                frontier = nxt & left & ~comp
+                comp |= frontier
+            left &= ~comp
+            h, c = 0.0, comp
+            huge = 0
+            while c:
+                low = c & -c
+                i = low.bit_length() - 1
+                if lone[i]:
+                    huge += 1
+                else:
+                    h += wl[i]
+                c ^= low
+            if h > 0 and math.floor(h / band.min + 1e-9) < math.ceil(h / band.max - 1e-9):
+                return False
+            if h <= 0 and not huge:
+                return False
+        return True
+
+    def search(covered: int) -> bool:
+        nodes[0] += 1
+        if nodes[0] > max_nodes:
+            raise TooMany
+        if covered == full:
+            return allowed is None or len(chosen) in allowed
+        if not splittable(full & ~covered):
+            return False
+        i = next(i for i in order if not covered >> i & 1)
+        for s in by_unit[i]:
+            if sets[s] & covered:
+                continue
+            chosen.append(s)
+            if search(covered | sets[s]):
+                return True
+            chosen.pop()
+        return False
+
+    try:
+        return list(chosen) if search(0) else None
+    except TooMany:
+        return "unknown"
 
 
 def cover(
@@ -232,7 +350,8 @@ def cover(
     cost: np.ndarray,
     band: Band,
     ks: Sequence[int],
-    time: float = 0.5,
+    time: float = 0.15,
+    max_sets: int = MAX_SETS,
 ) -> tuple[Exact | None, str]:
     """The division with every grid in the band (units over the band's top alone) and
     the least border off the streets, over any ``k`` in ``ks``: a set partition over all
@@ -253,9 +372,15 @@ def cover(
         nbr[i] |= 1 << j
         nbr[j] |= 1 << i
     try:
-        sets = connected_sets(np.asarray(w, dtype=float), nbr, band.min, band.max)
+        sets = connected_sets(np.asarray(w, dtype=float), nbr, band.min, band.max, max_sets)
+        complete = True
     except (TooMany, RecursionError):
-        return None, "too many"
+        # too many to list them all: a sample of them may still hold a division (found
+        # so, it is in band; not found proves nothing)
+        sets = connected_sets(np.asarray(w, dtype=float), nbr, band.min, band.max, max_sets, True)
+        complete = False
+    if reduce(operator.or_, sets, 0) != (1 << n) - 1:  # a unit in no candidate grid
+        return None, "impossible" if complete else "too many"
     masks = np.array(sets, dtype=np.int64)
     M = ((masks[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
     crossing = M[:, a] != M[:, b]
@@ -264,19 +389,47 @@ def cover(
     y = [m.new_bool_var("") for _ in range(len(sets))]
     for i in range(n):
         m.add_exactly_one(y[s] for s in np.flatnonzero(M[:, i]).tolist())
-    count = sum(y)
-    m.add_linear_expression_in_domain(count, cp_model.Domain.from_values(sorted(set(ks))))
-    m.minimize(sum(int(c) * v for c, v in zip(set_cost.tolist(), y, strict=True)))
+    wf = np.asarray(w, dtype=float)
+    huge = wf > band.max
+    rest = float(wf[~huge].sum())
+    implied = range(
+        int(huge.sum()) + math.ceil(rest / band.max - 1e-9),
+        int(huge.sum()) + math.floor(rest / band.min + 1e-9) + 1,
+    )
+    if not set(implied) <= set(ks):  # grids in band already imply a count within ks
+        m.add_linear_expression_in_domain(sum(y), cp_model.Domain.from_values(sorted(set(ks))))
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = 0
+    # first any division with every grid in band, or the proof there is none (the search
+    # of exact_cover, else CP-SAT); then the least border off the streets from it
+    found = exact_cover(sets, n, wf, nbr, band, None if set(implied) <= set(ks) else ks)
+    if found is None:
+        return None, "impossible" if complete else "too many"
+    if found == "unknown" and not complete:
+        return None, "too many"
+    if found == "unknown":
+        solver.parameters.max_deterministic_time = time
+        status = solver.solve(m)
+        if status == cp_model.INFEASIBLE:
+            return None, "impossible"
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None, "unknown"
+        first = [solver.boolean_value(v) for v in y]
+    else:
+        on = set(found)
+        first = [s in on for s in range(len(sets))]
+    for v, on_ in zip(y, first, strict=True):
+        m.add_hint(v, on_)
+    m.minimize(sum(int(c) * v for c, v in zip(set_cost.tolist(), y, strict=True)))
     solver.parameters.max_deterministic_time = time
     status = solver.solve(m)
-    if status == cp_model.INFEASIBLE:
-        return None, "impossible"
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return None, "unknown"
-    chosen = [s for s in range(len(sets)) if solver.boolean_value(y[s])]
+        status = cp_model.FEASIBLE
+        picked = first
+    else:
+        picked = [solver.boolean_value(v) for v in y]
+    chosen = [s for s in range(len(sets)) if picked[s]]
     labels = np.zeros(n, dtype=np.int64)
     for p, s in enumerate(chosen):
         labels[M[s]] = p
@@ -285,6 +438,76 @@ def cover(
     return Exact(
         labels, o, wst, int(set_cost[chosen].sum()) // 2, status == cp_model.OPTIMAL
     ), "found"
+
+
+def repair(
+    w: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    cost: np.ndarray,
+    band: Band,
+    labels: np.ndarray,
+    *,
+    max_units: int = 40,
+    max_sets: int = 2_000,
+    time: float = 0.05,
+) -> np.ndarray:
+    """Large-neighbourhood repair of a division: each grid out of band, with the grids
+    around it (one ring, then two, three), is divided anew by :func:`cover` — every grid
+    of the neighbourhood in the band, least border off the streets — and the first
+    neighbourhood that allows it is replaced. Grids elsewhere are untouched, so a
+    community of any size gets an exact answer where its trouble is local.
+
+    Each accepted step puts one more grid in the band and none out of it, so the
+    repair ends; the labels returned are renumbered ``0..k-1``.
+    """
+    labels = np.unique(labels, return_inverse=True)[1].ravel().astype(np.int64)
+    w = np.asarray(w, dtype=float)
+    tried: set[frozenset[int]] = set()
+    while True:
+        k = int(labels.max()) + 1
+        loads = np.bincount(labels, weights=w, minlength=k)
+        exc = np.maximum(0, np.maximum(band.min - loads, loads - band.max))
+        size = np.bincount(labels, minlength=k)
+        lone_huge = (size == 1) & (loads > band.max)  # a building over the band: its own grid
+        cross = labels[a] != labels[b]
+        ga, gb = labels[a][cross], labels[b][cross]
+        adj: list[set[int]] = [set() for _ in range(k)]
+        for i, j in zip(ga.tolist(), gb.tolist(), strict=True):
+            adj[i].add(j)
+            adj[j].add(i)
+        changed = False
+        for p in np.argsort(-exc, kind="stable").tolist():
+            if exc[p] <= 0 or lone_huge[p]:
+                continue
+            region = {p}
+            for _ in range(3):
+                region = region | {q for r in region for q in adj[r]}
+                units = np.flatnonzero(np.isin(labels, list(region)))
+                if len(units) > max_units:
+                    break
+                key = frozenset(units.tolist())
+                if key in tried:
+                    continue
+                tried.add(key)
+                local = np.full(len(w), -1, dtype=np.int64)
+                local[units] = np.arange(len(units))
+                inner = (local[a] >= 0) & (local[b] >= 0)
+                found, verdict = cover(
+                    w[units], local[a][inner], local[b][inner], np.asarray(cost)[inner], band,
+                    range(1, len(units) + 1), time=time, max_sets=max_sets,
+                )  # fmt: skip
+                if found is not None:
+                    labels[units] = found.labels + k
+                    changed = True
+                    break
+                if verdict == "too many":
+                    break
+            if changed:
+                break
+        if not changed:
+            return np.unique(labels, return_inverse=True)[1].ravel().astype(np.int64)
+        labels = np.unique(labels, return_inverse=True)[1].ravel().astype(np.int64)
 
 
 def _lpt(w: np.ndarray, k: int) -> np.ndarray:

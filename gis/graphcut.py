@@ -307,6 +307,81 @@ class Refiner:
         )
 
 
+def chains(g: Graph, labels: np.ndarray, band: Band, depth: int = 4) -> np.ndarray:
+    """Ejection chains for the grids still out of band: a grid short of households takes
+    a border unit from a neighbour that puts it in the band; the neighbour, if now short
+    itself, takes one from another, and so on up to ``depth`` grids, ending at one that
+    can spare it (a grid over the band gives along a chain the same way). A chain is
+    applied only if it ends so, so no grid leaves the band and all stay connected.
+
+    Refiner's moves and swaps change two grids at a time, which is not enough where
+    every neighbour of a short grid sits just above the band's floor; CP-SAT finds such
+    divisions too, but needs seconds where this needs milliseconds.
+    """
+    lab = labels.astype(np.int64).copy()
+    k = int(lab.max()) + 1
+    W = np.bincount(lab, weights=g.w, minlength=k).astype(float)
+    members = [set(np.flatnonzero(lab == p).tolist()) for p in range(k)]
+    lo, hi = float(band.min), float(band.max)
+
+    def move(u: int, q: int) -> None:
+        p = int(lab[u])
+        members[p].discard(u)
+        members[q].add(u)
+        lab[u] = q
+        W[p] -= g.w[u]
+        W[q] += g.w[u]
+
+    def border(r: int, inward: bool) -> list[tuple[int, int]]:
+        """(unit, grid) pairs: units next to ``r`` and their grid (``inward``), or
+        units of ``r`` and a neighbouring grid.
+        """
+        out = set()
+        for u in members[r]:
+            for v in g.nbrs[u]:
+                v = int(v)
+                q = int(lab[v])
+                if q != r:
+                    out.add((v, q) if inward else (u, q))
+        return sorted(out)
+
+    def take(r: int, depth: int, seen: set[int]) -> bool:  # r is short of households
+        for u, q in border(r, inward=True):
+            wu = float(g.w[u])
+            if q in seen or wu <= 0 or not lo <= W[r] + wu <= hi or len(members[q]) == 1:
+                continue
+            if not connected(members[q] - {u}, g.nbrs):
+                continue
+            move(u, r)
+            if W[q] >= lo or (depth > 1 and take(q, depth - 1, seen | {q})):
+                return True
+            move(u, q)
+        return False
+
+    def give(r: int, depth: int, seen: set[int]) -> bool:  # r holds too many
+        for u, q in border(r, inward=False):
+            wu = float(g.w[u])
+            if q in seen or wu <= 0 or not lo <= W[r] - wu <= hi or len(members[r]) == 1:
+                continue
+            if not connected(members[r] - {u}, g.nbrs):
+                continue
+            move(u, q)
+            if W[q] <= hi or (depth > 1 and give(q, depth - 1, seen | {q})):
+                return True
+            move(u, r)
+        return False
+
+    for _ in range(k):
+        out = [p for p in range(k) if W[p] < lo or (W[p] > hi and len(members[p]) > 1)]
+        fixed = False
+        for p in sorted(out, key=lambda p: -max(lo - W[p], W[p] - hi)):
+            if (take if W[p] < lo else give)(p, depth, {p}):
+                fixed = True
+        if not fixed:
+            break
+    return lab
+
+
 def make_contiguous(g: Graph, nodes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Give every stray piece of a part (METIS does not always honour contiguity) to the
     neighbouring part it shares most border with; the largest piece keeps the label.

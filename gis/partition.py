@@ -14,10 +14,14 @@ Method, per community:
    linked so one grid may hold several.
 3. The units' graph (edges weighted by shared border: a street costs
    :data:`~gis.graphcut.ROAD_FACTOR`, a path :data:`PATH_FACTOR` of open ground) is cut
-   by contiguous METIS and refined (:func:`~gis.graphcut.best_partition`); where a grid
-   is still out of band and the community has few units, CP-SAT solves it exactly
-   (:func:`gis.exact.partition`: out of band, then worst excursion, then border off the
-   streets).
+   by contiguous METIS and refined (:func:`~gis.graphcut.best_partition`). Where a grid
+   is still out of band: ejection chains along neighbouring grids
+   (:func:`~gis.graphcut.chains`); for a community of few units the exact search over
+   every connected in-band grid (:func:`gis.exact.cover`: Algorithm X, then CP-SAT for
+   the least border off the streets), which also proves when none exists; else, or
+   then, each grid out of band is divided anew with the grids around it
+   (:func:`gis.exact.repair`), and other numbers of grids are tried; the smallest
+   communities get the lexicographic optimum (:func:`gis.exact.partition`).
 4. Grids are unions of their units, so they tile the community, follow its streets and
    never cut a block that fits in one grid.
 
@@ -44,12 +48,14 @@ from gis import blocks, codes, exact, schema
 from gis.blocks import Roads
 from gis.crs import metric_crs_of
 from gis.errors import ValidationError
-from gis.graphcut import ROAD_FACTOR, Graph, best_partition, components, grid_count, polish
+from gis.graphcut import ROAD_FACTOR, Graph, best_partition, chains, components, grid_count
 from gis.rules import Band, GridRules
 
 Progress = Callable[[int, int], None]
 #: an internal path costs this share of open ground to cut along (a street: ROAD_FACTOR)
 PATH_FACTOR = 0.3
+#: the precision (degrees, ≈ 0.1 mm) grids are unioned at
+GRID_SIZE = 1e-9
 
 
 @dataclass
@@ -350,8 +356,7 @@ def divide_community(
     for p in range(int(labels.max()) + 1):
         mine = np.flatnonzero(labels == p)
         pieces = raw[raw_lab == p]
-        poly = shapely.union_all(pieces) if len(pieces) > 1 else pieces[0]
-        poly = _valid(shapely.transform(poly, from_scaled))
+        poly = _valid(shapely.transform(union(pieces), from_scaled))
         members = np.sort(np.concatenate([units.members[u] for u in mine]))
         made.append((poly, members))
     if shapely.get_num_geometries(geom) == 1:
@@ -440,46 +445,68 @@ def _solve(units: blocks.Units, band: Band) -> tuple[np.ndarray, Graph, exact.Ex
     small = n <= exact.MAX_UNITS and len(comps) == 1
     labels = np.zeros(n, dtype=np.int64)
     for comp in comps:
-        lab = best_partition(g, comp, band, anneal=not small, attempts=3 if small else 8)
+        lab = best_partition(g, comp, band, anneal=False, attempts=3 if small else 8)
         _, lab = np.unique(lab, return_inverse=True)
         labels[comp] = lab.ravel() + (labels.max() + 1 if comp[0] != nodes[0] else 0)
     _, labels = np.unique(labels, return_inverse=True)
     labels = labels.ravel()
     k = int(labels.max()) + 1
     solved, verdict = None, "in band" if k == 1 else "heuristic"
-    if small and k > 1 and exact.score(units.w, labels, k, band)[0]:
-        # a grid out of band and few units: every grid in band if that exists (any k in
-        # the band's range); else annealing, and for the smallest the exact optimum
+    if k > 1 and len(comps) == 1 and exact.score(units.w, labels, k, band)[0]:
+        labels = chains(g, labels, band)
+    if k == 1 or len(comps) != 1 or not exact.score(units.w, labels, k, band)[0]:
+        return labels, g, solved, verdict
+
+    def fix(lab: np.ndarray) -> np.ndarray:
+        return exact.repair(units.w, units.a, units.b, open_cost, band, lab)
+
+    # a grid out of band: for few units, every grid in band if that exists (any k in the
+    # band's range); else the grids around each one out of band divided anew
+    if small:
         solved, verdict = exact.cover(units.w, units.a, units.b, open_cost, band, ks)
-        if solved is not None:
-            labels = solved.labels
-        else:
-            labels = _other_counts(g, nodes, band, polish(g, nodes, labels, band), ks)
-            k = int(labels.max()) + 1
-            before = exact.score(units.w, labels, k, band)
-            if before[0] and n <= exact.MAX_FLOW_UNITS:
-                solved = exact.partition(units.w, units.a, units.b, open_cost, k, band, hint=labels)
-                if solved is not None and (solved.out_of_band, solved.worst) <= before:
-                    labels = solved.labels
-    if not small and k > 1 and len(comps) == 1:
-        labels = _other_counts(g, nodes, band, labels, ks)
+    if solved is not None:
+        return solved.labels, g, solved, verdict
+    labels = fix(labels)
+    if exact.score(units.w, labels, int(labels.max()) + 1, band)[0]:
+        labels = _other_counts(g, nodes, band, labels, ks, fix)
+        k = int(labels.max()) + 1
+        before = exact.score(units.w, labels, k, band)
+        if before[0] and n <= exact.MAX_FLOW_UNITS:
+            # the fewest grids out of band, then the smallest excursion, proved
+            solved = exact.partition(units.w, units.a, units.b, open_cost, k, band, hint=labels)
+            if solved is not None and (solved.out_of_band, solved.worst) <= before:
+                labels = solved.labels
     return labels, g, solved, verdict
 
 
 def _other_counts(
-    g: Graph, nodes: np.ndarray, band: Band, labels: np.ndarray, ks: Sequence[int]
+    g: Graph,
+    nodes: np.ndarray,
+    band: Band,
+    labels: np.ndarray,
+    ks: Sequence[int],
+    fix: Callable[[np.ndarray], np.ndarray],
 ) -> np.ndarray:
     """While a grid is out of band, another number of grids in the band's range may fit:
-    the heuristic's division for each, kept where it scores better.
+    the heuristic's division for each, repaired by ``fix``, kept where it scores better.
     """
     k = int(labels.max()) + 1
     for other in ks:
         if other == k or not exact.score(g.w, labels, k, band)[0]:
             continue
-        alt = np.unique(best_partition(g, nodes, band, k=other), return_inverse=True)[1].ravel()
+        alt = fix(best_partition(g, nodes, band, k=other, anneal=False, attempts=3))
         if exact.score(g.w, alt, int(alt.max()) + 1, band) < exact.score(g.w, labels, k, band):
             labels, k = alt, int(alt.max()) + 1
     return labels
+
+
+def union(pieces: np.ndarray) -> shapely.Geometry:
+    """The union of a grid's pieces on a fixed grid of :data:`GRID_SIZE`: unit borders
+    that coincide only to within floating error would otherwise leave a grid in pieces
+    a hairline apart, and the stray piece would be given, with its households, to
+    another grid.
+    """
+    return shapely.union_all(pieces, grid_size=GRID_SIZE)
 
 
 def _valid(poly: shapely.Geometry) -> shapely.Geometry:

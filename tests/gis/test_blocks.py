@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -450,3 +452,119 @@ def test_buildings_without_a_footprint_keep_their_cell_beside_those_with_one(tmp
     gi = shapely.STRtree(d.grids.geometry.values).query(b.geometry.values, predicate="within")
     inside = np.bincount(gi[1], weights=b["households"].to_numpy()[gi[0]], minlength=len(d.grids))
     assert list(inside) == list(d.grids["households"])
+
+
+def _brute_force_division_exists(w: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the units can be cut into connected grids each in band (or a unit over the
+    band alone), by trying every set partition."""
+    n = len(w)
+
+    def ok(part: list[int]) -> bool:
+        idx = np.array(part)
+        if len(part) == 1 and w[part[0]] > BAND.max:
+            return True
+        return BAND.contains(float(w[idx].sum())) and _connected(idx, a, b)
+
+    def rec(left: list[int]) -> bool:
+        if not left:
+            return True
+        first, rest = left[0], left[1:]
+        for r in range(len(rest) + 1):
+            for combo in itertools.combinations(rest, r):
+                part = [first, *combo]
+                if ok(part) and rec([u for u in rest if u not in combo]):
+                    return True
+        return False
+
+    return rec(list(range(n)))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(0, 420), min_size=2, max_size=8), st.integers(0, 2**16))
+def test_exact_cover_search_agrees_with_brute_force(weights, seed):
+    # a random connected graph: a path plus random chords
+    w = np.array(weights, dtype=float)
+    n = len(w)
+    rng = np.random.default_rng(seed)
+    pairs = {(i, i + 1) for i in range(n - 1)}
+    pairs |= {tuple(sorted(rng.choice(n, 2, replace=False).tolist())) for _ in range(n // 2)}
+    a = np.array([p[0] for p in sorted(pairs)])
+    b = np.array([p[1] for p in sorted(pairs)])
+    nbr = [0] * n
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        nbr[i] |= 1 << j
+        nbr[j] |= 1 << i
+    sets = exact.connected_sets(w, nbr, BAND.min, BAND.max)
+    got = exact.exact_cover(sets, n, w, nbr, BAND)
+    assert got != "unknown"
+    assert (got is not None) == _brute_force_division_exists(w, a, b)
+    if got is not None:
+        covered = 0
+        for s in got:
+            assert sets[s] & covered == 0  # each unit once
+            covered |= sets[s]
+        assert covered == (1 << n) - 1
+
+
+def _ring_of_grids() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Units on a street, cut into four grids where only a chain of three moves puts the
+    first in band: 280 | 25+280 | 25+280 | 60+300 (each neighbour just above the floor).
+    """
+    w = np.array([280, 25, 280, 25, 280, 60, 300], dtype=float)
+    a, b = np.arange(6), np.arange(1, 7)
+    labels = np.array([0, 1, 1, 2, 2, 3, 3])
+    return w, a, b, labels
+
+
+def test_ejection_chains_reach_a_grid_two_neighbours_away():
+    from gis.graphcut import Graph, Refiner, chains
+
+    w, a, b, labels = _ring_of_grids()
+    nbrs = [np.array([j for j in (i - 1, i + 1) if 0 <= j < len(w)]) for i in range(len(w))]
+    g = Graph(
+        np.zeros((len(w), 2)), w, nbrs, {(int(i), int(j)): 1 for i, j in zip(a, b, strict=True)}
+    )
+    # moves and swaps alone cannot help: every step would take a neighbour out of band
+    r = Refiner(g, np.arange(len(w)), labels, BAND)
+    r.run(100)
+    assert exact.score(w, r.labels(np.arange(len(w))), 4, BAND)[0] == 1
+    got = chains(g, labels, BAND)
+    loads = np.bincount(got, weights=w)
+    assert all(BAND.contains(x) for x in loads), loads
+    for p in range(4):
+        assert _connected(np.flatnonzero(got == p), a, b)
+
+
+def test_repair_divides_the_neighbourhood_of_a_grid_out_of_band_anew():
+    w, a, b, labels = _ring_of_grids()
+    got = exact.repair(w, a, b, np.ones(len(a), dtype=np.int64), BAND, labels)
+    loads = np.bincount(got, weights=w)
+    assert all(BAND.contains(x) for x in loads), loads
+    for p in range(int(got.max()) + 1):
+        assert _connected(np.flatnonzero(got == p), a, b)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 250), min_size=4, max_size=14), st.integers(2, 4))
+def test_chains_and_repair_never_take_a_grid_out_of_band_nor_break_one(weights, k):
+    from gis.graphcut import Graph, chains
+
+    w = np.array(weights, dtype=float)
+    n = len(w)
+    a, b = np.arange(n - 1), np.arange(1, n)  # a street of units
+    k = min(k, n)
+    labels = np.minimum(np.arange(n) * k // n, k - 1)
+    before = exact.score(w, labels, k, BAND)[0]
+    nbrs = [np.array([j for j in (i - 1, i + 1) if 0 <= j < n]) for i in range(n)]
+    g = Graph(np.zeros((n, 2)), w, nbrs, {(int(i), int(j)): 1 for i, j in zip(a, b, strict=True)})
+    for got in (chains(g, labels, BAND), exact.repair(w, a, b, np.ones(n - 1), BAND, labels)):
+        kk = int(got.max()) + 1
+        assert exact.score(w, got, kk, BAND)[0] <= before
+        in_before = {tuple(np.flatnonzero(labels == p)) for p in range(k)
+                     if BAND.contains(w[labels == p].sum())}  # fmt: skip
+        for p in range(kk):
+            part = np.flatnonzero(got == p)
+            assert len(part) and _connected(part, a, b)
+        # a grid in band before is in band after or was re-divided into grids in band
+        loads = np.bincount(got, weights=w)
+        assert sum(BAND.contains(x) for x in loads) >= len(in_before)
