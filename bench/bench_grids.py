@@ -66,8 +66,9 @@ def whole_city() -> dict:
     by = out.groupby("cover").size().to_dict()
     print(
         f"out of band where reachable: {len(out)} grids, by the exact search's verdict on "
-        f"their community: {by} ('impossible': proved, no division of its whole blocks "
-        f"into connected grids puts every grid in band)"
+        f"their community: {by} ('impossible': proved that no division into connected grids "
+        f"of the units the rule allows — whole blocks, a block over the band down to its "
+        f"buildings — puts every grid in band)"
     )
     t = time.perf_counter()
     d0 = divide(comms, b, None)

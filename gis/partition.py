@@ -335,9 +335,10 @@ def divide_community(
         fine = blocks.build(area, to_scaled(xy), w, band, tree, fp, fine=True)
         f_labels, f_g, f_solved, f_verdict = _solve(fine, band)
         if exact.score(fine.w, f_labels, int(f_labels.max()) + 1, band) < score:
-            units, labels, g, solved, verdict = fine, f_labels, f_g, f_solved, f_verdict
-        elif f_verdict == "impossible":
-            verdict = "impossible"
+            units, labels, g, solved = fine, f_labels, f_g, f_solved
+        # what is proved of the finest units the rule allows (a division of the coarse
+        # ones is one of the fine ones too, so only the fine verdict proves impossibility)
+        verdict = f_verdict
     n = len(units.w)
     labels = _no_empty(labels, units.w, g)
     info.update(
