@@ -249,6 +249,9 @@ def connected_sets(
     return out
 
 
+#: CP-SAT shortens the border of the cover found only where there are at most this many
+#: candidate grids (building the model costs more than the search beyond)
+MAX_POLISH_SETS = 2_000
 #: nodes the exact-cover search may visit before it leaves the question to CP-SAT
 MAX_NODES = 3_000
 
@@ -385,10 +388,10 @@ def cover(
     M = ((masks[:, None] >> np.arange(n, dtype=np.int64)) & 1).astype(bool)
     crossing = M[:, a] != M[:, b]
     set_cost = (crossing @ np.asarray(cost, dtype=np.int64)).astype(np.int64)
-    m = cp_model.CpModel()
-    y = [m.new_bool_var("") for _ in range(len(sets))]
-    for i in range(n):
-        m.add_exactly_one(y[s] for s in np.flatnonzero(M[:, i]).tolist())
+    # cheapest borders first, so the search's first cover is already a good one
+    order = np.argsort(set_cost, kind="stable")
+    sets = [sets[i] for i in order.tolist()]
+    M, set_cost = M[order], set_cost[order]
     wf = np.asarray(w, dtype=float)
     huge = wf > band.max
     rest = float(wf[~huge].sum())
@@ -396,39 +399,49 @@ def cover(
         int(huge.sum()) + math.ceil(rest / band.max - 1e-9),
         int(huge.sum()) + math.floor(rest / band.min + 1e-9) + 1,
     )
-    if not set(implied) <= set(ks):  # grids in band already imply a count within ks
-        m.add_linear_expression_in_domain(sum(y), cp_model.Domain.from_values(sorted(set(ks))))
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = 0
+    counts = None if set(implied) <= set(ks) else ks  # in band already implies a count in ks
     # first any division with every grid in band, or the proof there is none (the search
-    # of exact_cover, else CP-SAT); then the least border off the streets from it
-    found = exact_cover(sets, n, wf, nbr, band, None if set(implied) <= set(ks) else ks)
+    # of exact_cover, else CP-SAT); then, where the model is small, the least border off
+    # the streets from it
+    found = exact_cover(sets, n, wf, nbr, band, counts)
     if found is None:
         return None, "impossible" if complete else "too many"
     if found == "unknown" and not complete:
         return None, "too many"
-    if found == "unknown":
-        solver.parameters.max_deterministic_time = time
-        status = solver.solve(m)
-        if status == cp_model.INFEASIBLE:
-            return None, "impossible"
-        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return None, "unknown"
-        first = [solver.boolean_value(v) for v in y]
-    else:
+    if found != "unknown" and len(sets) > MAX_POLISH_SETS:
         on = set(found)
-        first = [s in on for s in range(len(sets))]
-    for v, on_ in zip(y, first, strict=True):
-        m.add_hint(v, on_)
-    m.minimize(sum(int(c) * v for c, v in zip(set_cost.tolist(), y, strict=True)))
-    solver.parameters.max_deterministic_time = time
-    status = solver.solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        picked = [s in on for s in range(len(sets))]
         status = cp_model.FEASIBLE
-        picked = first
     else:
-        picked = [solver.boolean_value(v) for v in y]
+        m = cp_model.CpModel()
+        y = [m.new_bool_var("") for _ in range(len(sets))]
+        for i in range(n):
+            m.add_exactly_one(y[s] for s in np.flatnonzero(M[:, i]).tolist())
+        if counts is not None:
+            m.add_linear_expression_in_domain(sum(y), cp_model.Domain.from_values(sorted(set(ks))))
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = 0
+        solver.parameters.max_deterministic_time = time
+        if found == "unknown":
+            status = solver.solve(m)
+            if status == cp_model.INFEASIBLE:
+                return None, "impossible"
+            if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+                return None, "unknown"
+            first = [solver.boolean_value(v) for v in y]
+        else:
+            on = set(found)
+            first = [s in on for s in range(len(sets))]
+        for v, on_ in zip(y, first, strict=True):
+            m.add_hint(v, on_)
+        m.minimize(sum(int(c) * v for c, v in zip(set_cost.tolist(), y, strict=True)))
+        status = solver.solve(m)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            status = cp_model.FEASIBLE
+            picked = first
+        else:
+            picked = [solver.boolean_value(v) for v in y]
     chosen = [s for s in range(len(sets)) if picked[s]]
     labels = np.zeros(n, dtype=np.int64)
     for p, s in enumerate(chosen):
