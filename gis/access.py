@@ -21,6 +21,11 @@ from gis.errors import ValidationError
 from gis.store import Store, Tx, now
 
 ROLES = ("viewer", "supervisor", "planner", "admin")
+#: keys of calling systems and workers, beside the chain: a ``dispatcher`` (12345 hotline,
+#: a smart-community platform) creates work orders and reads those it created; a ``worker``
+#: key (its name is the worker's id) sees and moves only the orders assigned to it. Both
+#: read what a viewer reads.
+SYSTEM_ROLES = ("dispatcher", "worker")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,14 @@ class Principal:
 
     def at_least(self, role: str) -> bool:
         """Whether the caller's role includes ``role``'s rights."""
+        if self.role in SYSTEM_ROLES:
+            return role == "viewer"
         return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def worker_id(self) -> str | None:
+        """The worker a ``worker`` key belongs to."""
+        return self.name if self.role == "worker" else None
 
     def covers(self, code: str | None) -> bool:
         """Whether ``code`` (district … grid) lies inside the caller's jurisdiction."""
@@ -49,12 +61,31 @@ def digest(key: str) -> str:
 
 
 def create_key(
-    store: Store, role: str, scope: str | None = None, name: str | None = None, *, who: str = "cli"
+    store: Store,
+    role: str,
+    scope: str | None = None,
+    name: str | None = None,
+    *,
+    who: str = "cli",
+    worker: str | None = None,
 ) -> tuple[str, pd.Series]:
-    """A new key for ``role`` (inside ``scope``): returns the key (shown once) and its row."""
+    """A new key for ``role`` (inside ``scope``): returns the key (shown once) and its row.
+
+    A ``worker`` key names its worker (``worker``: an id of the ``workers`` layer); it is
+    scoped to the worker's community.
+    """
     problems = []
-    if role not in ROLES:
-        problems.append(f"role {role!r} is not one of {', '.join(ROLES)}")
+    if role not in ROLES + SYSTEM_ROLES:
+        problems.append(f"role {role!r} is not one of {', '.join(ROLES + SYSTEM_ROLES)}")
+    if role == "worker":
+        if not worker:
+            problems.append("a worker key needs --worker <worker id>")
+        else:
+            known = store.read("workers", where={"id": worker}) if store.has("workers") else None
+            if known is None or not len(known):
+                problems.append(f"no worker {worker!r} in the store")
+            else:
+                name, scope = worker, str(known["community_code"].iloc[0])
     if scope is not None and not (scope.isdigit() and len(scope) in (6, 9, 12)):
         problems.append(f"scope {scope!r} is not a district, street or community code")
     if problems:

@@ -1,0 +1,450 @@
+"""Work-order workflows: create (located, dispatched), move through the states, read, the
+change feed and the deadline sweep.
+
+Every write is one transaction holding the lock on ``orders``, ``order_events`` and
+``counters`` from its first read to its commit, with its event rows (the history, which is
+also the change feed) and an audit row. The feed's sequence numbers are taken under that
+lock, so they commit in the order they are numbered: a consumer reading ``seq > cursor``
+never misses a change and never sees one twice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import geopandas as gpd
+import shapely
+
+from gis import crs as gcrs
+from gis import orders as om
+from gis import schema
+from gis.access import Principal
+from gis.errors import AccessError, ConflictError, NotFoundError, ValidationError
+from gis.locate import LAYERS as LOCATE_LAYERS
+from gis.locate import Locator
+from gis.store import Store, Tx
+from gis.store.base import TIMEZONE
+
+LOCK = ("counters", "order_events", "orders")
+Clock = Callable[[], datetime]
+MAX_TEXT = 2000
+MAX_ATTACHMENTS = 10
+URL = re.compile(r"^https?://[^\s<>\"']{1,500}$")
+
+
+def wall_clock() -> datetime:
+    """Now, in China Standard Time."""
+    return datetime.now(TIMEZONE)
+
+
+def _next_seq(tx: Tx, n: int) -> int:
+    """Reserve ``n`` feed numbers (under the orders lock); returns the first."""
+    row = tx.read("counters", where={"name": "order_events"}) if tx.has("counters") else None
+    last = int(row["value"].iloc[0]) if row is not None and len(row) else 0
+    if row is None or not len(row):
+        tx.insert("counters", pd.DataFrame({"name": ["order_events"], "value": [last + n]}))
+    else:
+        tx.update("counters", "order_events", {"value": last + n})
+    return last + 1
+
+
+def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> pd.DataFrame:  # fmt: skip
+    return pd.DataFrame(
+        {
+            "seq": np.arange(first, first + len(steps), dtype=np.int64),
+            "order_id": order_id,
+            "at": at,
+            "who": who,
+            "action": [s[0] for s in steps],
+            "from_state": [s[1] for s in steps],
+            "to_state": [s[2] for s in steps],
+            "version": [s[3] for s in steps],
+            "detail": [s[4] for s in steps],
+        }
+    )
+
+
+def _point(tx: Tx, body: Mapping[str, Any]) -> tuple[shapely.Point, str | None]:
+    """Where the order is: a point (any supported CRS), a building id or an address."""
+    problems: list[str] = []
+    bid, addr = body.get("building_id"), body.get("address")
+    if bid is not None or addr is not None:
+        col, val = ("id", bid) if bid is not None else ("address", addr)
+        found = tx.read("buildings", where={col: str(val)}) if tx.has("buildings") else None
+        if found is None or not len(found):
+            raise ValidationError("work order", [f"no building with {col} {val!r}"])
+        return found.geometry.iloc[0], str(found["id"].iloc[0])
+    lon, lat = body.get("lon"), body.get("lat")
+    if lon is None or lat is None:
+        raise ValidationError("work order", ["give lon and lat, or building_id, or address"])
+    try:
+        x, y = float(lon), float(lat)
+    except (TypeError, ValueError):
+        raise ValidationError("work order", ["lon and lat must be numbers"]) from None
+    if not (np.isfinite(x) and np.isfinite(y)):
+        problems.append("lon and lat must be finite numbers")
+    if problems:
+        raise ValidationError("work order", problems)
+    crs = body.get("crs")
+    metric = 4548
+    if crs is not None and tx.has("districts"):
+        metric = int(gcrs.metric_crs_of(tx.read("districts")).to_epsg() or 4548)
+    uri = gcrs.resolve(None if crs is None else str(crs), metric)
+    lo, la = gcrs.transformer(uri, inverse=True, axis_order=False)(np.array([x]), np.array([y]))
+    return shapely.Point(float(np.asarray(lo)[0]), float(np.asarray(la)[0])), None
+
+
+def _check_body(body: Mapping[str, Any], types: Mapping[str, om.OrderType]) -> list[str]:
+    problems = []
+    if body.get("source") not in om.SOURCES:
+        problems.append(f"source {body.get('source')!r} is not one of {', '.join(om.SOURCES)}")
+    if body.get("type") not in types:
+        problems.append(f"unknown category {body.get('type')!r}; one of {', '.join(types)}")
+    d = body.get("description")
+    if not isinstance(d, str) or not d.strip() or len(d) > MAX_TEXT:
+        problems.append(f"description: 1–{MAX_TEXT} characters")
+    ext = body.get("external_id")
+    if ext is not None and (not isinstance(ext, str) or not 1 <= len(ext) <= 100):
+        problems.append("external_id: 1–100 characters")
+    rep = body.get("reporter")
+    if rep is not None and (not isinstance(rep, str) or len(rep) > 200):
+        problems.append("reporter: at most 200 characters")
+    att = body.get("attachments") or []
+    if (
+        not isinstance(att, list)
+        or len(att) > MAX_ATTACHMENTS
+        or not all(isinstance(a, str) and URL.match(a) for a in att)
+    ):
+        problems.append(f"attachments: at most {MAX_ATTACHMENTS} http(s) links")
+    return problems
+
+
+def _route(tx: Tx, hit: Mapping[str, Any], t: om.OrderType) -> tuple[str, str | None, str]:
+    """Level, worker id and the name of who takes an order located at ``hit``: the grid's
+    worker; for a vacant post the community's window worker, then its head; a category
+    for a department goes to the street.
+    """
+    if t.handler == "street":
+        return "street", None, f"{hit['street']['name'] or hit['street']['code']}（街道）"
+    w = hit.get("worker")
+    if w is not None and not w["vacant"]:
+        return "community", str(w["id"]), str(w["name"])
+    code = hit["community"]["code"]
+    staff = tx.read("workers", where={"community_code": code}) if tx.has("workers") else None
+    if staff is not None and len(staff):
+        for pick in (staff["role"].eq("window"), staff["post"].eq("正职")):
+            hits = staff[pick.fillna(False).to_numpy(dtype=bool)]
+            if len(hits):
+                return "community", str(hits["id"].iloc[0]), str(hits["name"].iloc[0])
+    return "community", None, str(w["name"]) if w is not None else f"{hit['community']['name']}"
+
+
+def _visible(order: Mapping[str, Any], who: Principal) -> bool:
+    if who.role == "worker":
+        return order["worker_id"] == who.worker_id
+    if who.role == "dispatcher":
+        return order["creator"] == who.name
+    return who.at_least("supervisor") and who.covers(str(order["community_code"]))
+
+
+def _public(order: Mapping[str, Any], who: Principal) -> dict[str, Any]:
+    """The order as the caller may see it (the reporter's contact only for the assigned
+    worker and supervisors).
+    """
+    out = {k: (None if _na(v) else v) for k, v in order.items() if k != "geometry"}
+    if not (
+        who.at_least("supervisor") or (who.role == "worker" and order["worker_id"] == who.worker_id)
+    ):
+        out.pop("reporter", None)
+    att = out.get("attachments")
+    out["attachments"] = json.loads(att) if isinstance(att, str) and att else []
+    out["state_zh"] = om.STATE_ZH.get(str(out["state"]), out["state"])
+    g = order.get("geometry")
+    if g is not None:
+        out["lon"], out["lat"] = round(float(g.x), 7), round(float(g.y), 7)
+    return out
+
+
+def _na(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT
+
+
+def create(
+    store: Store,
+    who: Principal,
+    body: Mapping[str, Any],
+    *,
+    clock: Clock = wall_clock,
+    types: Mapping[str, om.OrderType] | None = None,
+    locator: Locator | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Create a work order, located and dispatched; returns it and whether it is new.
+
+    Idempotent on ``(source, external_id)``: a caller that retries gets the order it
+    created the first time, never a second one.
+    """
+    if not (who.role == "dispatcher" or who.at_least("supervisor")):
+        raise AccessError("creating work orders needs a dispatcher or supervisor key")
+    types = types or om.catalogue()
+    problems = _check_body(body, types)
+    if problems:
+        raise ValidationError("work order", problems)
+    t = types[str(body["type"])]
+    with store.transaction(lock=LOCK) as tx:
+        ext = body.get("external_id")
+        if ext is not None and tx.has("orders"):
+            same = tx.read("orders", where={"source": str(body["source"]), "external_id": ext})
+            if len(same):
+                row = same.iloc[0].to_dict()
+                if not _visible(row, who) and row["creator"] != who.name:
+                    raise ConflictError(
+                        f"{body['source']} order {ext!r} exists, created by another caller"
+                    )
+                return _public(row, who), False
+        point, building = _point(tx, body)
+        loc = locator or Locator({n: tx.read(n) for n in LOCATE_LAYERS if tx.has(n)})
+        hit = loc.locate(np.array([point.x]), np.array([point.y]))[0]
+        if hit is None:
+            raise ValidationError(
+                "work order", [f"the point ({point.x:.6f}, {point.y:.6f}) is outside the city"]
+            )
+        if who.at_least("supervisor") and not who.covers(hit["community"]["code"]):
+            raise AccessError("the point lies outside this key's jurisdiction")
+        level, worker, assignee = _route(tx, hit, t)
+        at = clock()
+        stamp = om.stamp(at)
+        oid = f"GD{at.strftime('%Y%m%d')}{uuid.uuid4().hex[:8].upper()}"
+        row = {
+            "id": oid, "source": body["source"], "external_id": ext, "type": t.code,
+            "description": str(body["description"]).strip(), "state": "dispatched", "version": 1,
+            "level": level, "district_code": hit["district"]["code"], "street_code": hit["street"]["code"],
+            "community_code": hit["community"]["code"], "grid_code": hit["grid"]["code"],
+            "worker_id": worker, "assignee": assignee, "building_id": building,
+            "reporter": body.get("reporter"), "attachments": json.dumps(body.get("attachments") or []),
+            "creator": who.name, "created": stamp, "updated": stamp, "stage_start": stamp,
+            "deadline": om.stamp(om.deadline(t, "accept", at)), "delay_h": 0.0,
+            "delay_requested": False, "escalated_at": None, "satisfaction": None,
+        }  # fmt: skip
+        frame = gpd.GeoDataFrame([row], geometry=[point], crs=schema.STORAGE_CRS)
+        tx.insert("orders", schema.conform("orders", frame))
+        first = _next_seq(tx, 2)
+        tx.insert("order_events", _events(first, oid, stamp, who.name, [
+            ("report", None, "reported", 1, t.name_zh),
+            ("dispatch", "reported", "dispatched", 1, f"{level}: {assignee}"),
+        ]))  # fmt: skip
+        tx.audit(who.name, "orders.create", oid, f"{t.code} -> {assignee}")
+    return _public(row | {"geometry": point}, who), True
+
+
+def _get(tx: Tx, order_id: str, who: Principal) -> dict[str, Any]:
+    found = tx.read("orders", where={"id": order_id}) if tx.has("orders") else None
+    if found is None or not len(found) or not _visible(found.iloc[0].to_dict(), who):
+        raise NotFoundError("work order", [f"no work order {order_id!r}"])
+    return found.iloc[0].to_dict()
+
+
+def move(
+    store: Store,
+    who: Principal,
+    order_id: str,
+    action: str,
+    *,
+    version: int,
+    note: str | None = None,
+    worker_id: str | None = None,
+    hours: float | None = None,
+    satisfaction: int | None = None,
+    clock: Clock = wall_clock,
+    types: Mapping[str, om.OrderType] | None = None,
+) -> dict[str, Any]:
+    """Move an order one step (see :data:`gis.orders.MOVES`), if ``version`` is still
+    the order's (else 409: someone moved it first).
+    """
+    types = types or om.catalogue()
+    if note is not None and len(note) > MAX_TEXT:
+        raise ValidationError("order transition", [f"note: at most {MAX_TEXT} characters"])
+    with store.transaction(lock=LOCK) as tx:
+        o = _get(tx, order_id, who)
+        if int(o["version"]) != int(version):
+            raise ConflictError(
+                f"work order {order_id} is at version {o['version']}, not {version}: "
+                "it changed since it was read; read it again"
+            )
+        m = om.check_move(
+            action, str(o["state"]), role=who.role, is_assignee=o["worker_id"] == who.worker_id
+            and who.role == "worker", is_creator=o["creator"] == who.name,
+            in_scope=who.covers(str(o["community_code"])),
+        )  # fmt: skip
+        at = clock()
+        stamp = om.stamp(at)
+        t = types.get(str(o["type"]))
+        if t is None:
+            raise ValidationError(
+                "order transition", [f"category {o['type']!r} is no longer in the catalogue"]
+            )
+        new: dict[str, Any] = {"version": int(o["version"]) + 1, "updated": stamp}
+        target = m.target or str(o["state"])
+        detail = note
+        if action in ("dispatch", "transfer", "reopen"):
+            if worker_id is not None:
+                w = tx.read("workers", where={"id": worker_id}) if tx.has("workers") else None
+                if w is None or not len(w) or not who.covers(str(w["community_code"].iloc[0])):
+                    raise ValidationError("order transition", [f"no worker {worker_id!r} here"])
+                new |= {"worker_id": worker_id, "assignee": str(w["name"].iloc[0])}
+                detail = f"-> {w['name'].iloc[0]}" + (f"; {note}" if note else "")
+        if action == "request_delay" or action == "grant_delay":
+            if hours is None or not 0 < float(hours) <= 24 * 30:
+                raise ValidationError("order transition", ["hours: more than 0, at most 720"])
+            detail = f"{float(hours):g} h" + (f"; {note}" if note else "")
+            if action == "request_delay":
+                new["delay_requested"] = True
+            else:
+                new["delay_requested"] = False
+                new["delay_h"] = float(o["delay_h"]) + float(hours)
+                new["deadline"] = om.stamp(
+                    datetime.fromisoformat(str(o["deadline"])) + pd.Timedelta(hours=float(hours))
+                )
+        if action == "close":
+            if satisfaction is None or not 1 <= int(satisfaction) <= 5:
+                raise ValidationError(
+                    "order transition", ["satisfaction: 1 (very unhappy) to 5 (very happy)"]
+                )
+            new["satisfaction"] = int(satisfaction)
+        if action == "escalate":
+            new["level"] = om.next_level(str(o["level"]))
+        if target != o["state"]:
+            new["state"] = target
+            stage = om.STAGE.get(target)
+            new["stage_start"] = stamp if stage else None
+            new["deadline"] = om.stamp(om.deadline(t, stage, at)) if stage else None
+            new["delay_h"], new["delay_requested"] = 0.0, False
+        tx.update("orders", order_id, new)
+        first = _next_seq(tx, 1)
+        tx.insert("order_events", _events(first, order_id, stamp, who.name, [
+            (action, str(o["state"]), target, new["version"], detail),
+        ]))  # fmt: skip
+        tx.audit(who.name, f"orders.{action}", order_id, f"{o['state']} -> {target}")
+    return _public(o | new, who)
+
+
+def get(store: Store, who: Principal, order_id: str) -> dict[str, Any]:
+    """An order with its history."""
+    with store.snapshot() as tx:
+        o = _public(_get(tx, order_id, who), who)
+        h = tx.read("order_events", where={"order_id": order_id}).sort_values("seq")
+    o["history"] = [
+        {k: (None if _na(v) else v) for k, v in r.items()} for r in h.to_dict("records")
+    ]
+    return o
+
+
+def listing(
+    store: Store,
+    who: Principal,
+    *,
+    where: Mapping[str, Any] | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    clock: Clock = wall_clock,
+) -> tuple[list[dict[str, Any]], int]:
+    """The orders the caller may see (filters on columns, a bbox, a creation time range),
+    with their deadline colour now; and how many match.
+    """
+    if not (who.role in ("worker", "dispatcher") or who.at_least("supervisor")):
+        raise AccessError("work orders are for supervisors, their workers and dispatchers")
+    if not store.has("orders"):
+        return [], 0
+    df = store.read("orders", bbox=bbox, where=dict(where or {}) or None)
+    if who.role == "worker":
+        df = df[df["worker_id"] == who.worker_id]
+    elif who.role == "dispatcher":
+        df = df[df["creator"] == who.name]
+    elif who.scope:
+        df = df[df["community_code"].str.startswith(who.scope)]
+    created = pd.to_datetime(df["created"], utc=True, format="ISO8601")
+    for bound, keep in ((since, lambda c, b: c >= b), (until, lambda c, b: c <= b)):
+        if bound is not None:
+            df = df[
+                keep(
+                    created,
+                    pd.Timestamp(bound).tz_convert("UTC")
+                    if pd.Timestamp(bound).tzinfo
+                    else pd.Timestamp(bound).tz_localize(TIMEZONE).tz_convert("UTC"),
+                ).to_numpy()
+            ]
+            created = pd.to_datetime(df["created"], utc=True, format="ISO8601")
+    df = df.sort_values("id")
+    total = len(df)
+    page = df.iloc[offset : offset + limit]
+    col = om.colours(page, clock())
+    rows = []
+    for i, r in enumerate(page.to_dict("records")):
+        out = _public(r, who)
+        out["colour"] = col[i] or None
+        rows.append(out)
+    return rows, total
+
+
+def changes(
+    store: Store, who: Principal, after: int = 0, limit: int = 1000
+) -> tuple[list[dict[str, Any]], int]:
+    """Events after the cursor ``after``, in order, for orders the caller may see; and the
+    cursor to ask from next (the last event's number, or ``after`` when none).
+    """
+    if not (who.role in ("worker", "dispatcher") or who.at_least("supervisor")):
+        raise AccessError("the change feed is for supervisors, their workers and dispatchers")
+    if not store.has("order_events"):
+        return [], after
+    with store.snapshot() as tx:
+        ev = tx.read("order_events")
+        ev = ev[ev["seq"] > after].sort_values("seq").head(limit)
+        ids = sorted(set(ev["order_id"]))
+        orders = tx.read("orders", where={"id": ids}) if ids else tx.read("orders").head(0)
+    ok = {r["id"] for r in orders.to_dict("records") if _visible(r, who)}
+    cursor = int(ev["seq"].max()) if len(ev) else after
+    out = [
+        {k: (None if _na(v) else v) for k, v in r.items()}
+        for r in ev.to_dict("records")
+        if r["order_id"] in ok
+    ]
+    return out, cursor
+
+
+def sweep(store: Store, *, clock: Clock = wall_clock, who: str = "deadline-sweep") -> list[str]:
+    """Escalate every open order whose stage is over its deadline one level (once per
+    stage); returns their ids.
+    """
+    if not store.has("orders"):
+        return []
+    with store.transaction(lock=LOCK) as tx:
+        df = tx.read("orders", where={"state": list(om.STAGE)})
+        at = clock()
+        late = om.overdue(df, at)
+        if not len(late):
+            return []
+        stamp = om.stamp(at)
+        first = _next_seq(tx, len(late))
+        steps = []
+        for r in late.to_dict("records"):
+            level = om.next_level(str(r["level"]))
+            tx.update("orders", r["id"], {"level": level, "escalated_at": r["stage_start"],
+                                          "version": int(r["version"]) + 1, "updated": stamp})  # fmt: skip
+            steps.append((r["id"], r["state"], int(r["version"]) + 1, f"{r['level']} -> {level}"))
+        ev = pd.concat([
+            _events(first + i, oid, stamp, who, [("auto_escalate", st, st, v, d)])
+            for i, (oid, st, v, d) in enumerate(steps)
+        ], ignore_index=True)  # fmt: skip
+        tx.insert("order_events", ev)
+        tx.audit(who, "orders.sweep", "orders", f"{len(late)} overdue escalated")
+    return [s[0] for s in steps]
