@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import networkx as nx
 import numpy as np
@@ -36,6 +37,7 @@ LAYERS = {
         "grids", "roads", "assignments", "workers", "settings", "quotas",
     ),
     "staffing_city": ("streets", "communities", "buildings", "workers", "settings", "quotas"),
+    "orders": ("districts", "streets", "communities", "grids", "orders", "settings"),
     "scenario": (
         "streets", "communities", "facility_types", "buildings", "facilities", "grids", "roads",
         "scenarios", "settings",
@@ -479,3 +481,70 @@ def _streets_of(f: Frames, pts: gpd.GeoDataFrame) -> Scope:
     sel = f["communities"][f["communities"]["street_code"].isin(streets)]
     names = f["streets"].set_index("code")["name"] if "streets" in f else pd.Series()
     return Scope("street", ",".join(streets), "、".join(str(names.get(s, s)) for s in streets), sel)
+
+
+#: the same category at one building this many times or more is a hot spot
+HOT_SPOT = 3
+
+
+@dataclass
+class OrdersView:
+    """Work orders in a scope: grids by orders per 1,000 households, the open orders
+    (overdue highlighted) and the hot spots where one category recurs at one place.
+    """
+
+    city: str
+    scope: Scope
+    grids: gpd.GeoDataFrame  # code, households, orders, per_1000, open, overdue
+    open: gpd.GeoDataFrame  # id, type, state, colour
+    hot_spots: gpd.GeoDataFrame  # building_id, type, orders
+
+
+def orders(f: Frames, sc: Scope, at: datetime, lang: str = "zh") -> OrdersView:
+    """What the orders map draws (no reporter contacts: they never reach a map)."""
+    from gis import orders as om
+
+    need(f, "communities", "grids")
+    rules = rules_of(f)
+    grids = in_scope(f, sc, "grids")
+    o = in_scope(f, sc, "orders") if "orders" in f else _empty_gdf("id")
+    g = grids[["code", "households", "geometry"]].copy()
+    if len(o):
+        o = o.assign(colour=om.colours(o, at))
+        by = o.groupby("grid_code")
+        g["orders"] = g["code"].map(by.size()).fillna(0).astype(int)
+        g["open"] = (
+            g["code"]
+            .map(by["state"].apply(lambda x: int(x.isin(om.OPEN).sum())))
+            .fillna(0)
+            .astype(int)
+        )
+        g["overdue"] = (
+            g["code"]
+            .map(by["colour"].apply(lambda x: int((x == "red").sum())))
+            .fillna(0)
+            .astype(int)
+        )
+        still = o[o["state"].isin(om.OPEN)]
+        names = {k: v.name_zh if lang == "zh" else k for k, v in om.catalogue().items()}
+        opened = still.assign(type=still["type"].map(names).fillna(still["type"]),
+                              state=still["state"].map(om.STATE_ZH) if lang == "zh" else still["state"])  # fmt: skip
+        opened = gpd.GeoDataFrame(opened[["id", "type", "state", "colour", "geometry"]], crs=o.crs)
+        rep = o.dropna(subset=["building_id"]).groupby(["building_id", "type"])
+        hot = rep.size().rename("orders").reset_index()
+        hot = hot[hot["orders"] >= HOT_SPOT]
+        first = (
+            o.drop_duplicates(["building_id", "type"]).set_index(["building_id", "type"]).geometry
+        )
+        hot_geoms = [
+            first.loc[(b, t)] for b, t in zip(hot["building_id"], hot["type"], strict=True)
+        ]
+        hot = gpd.GeoDataFrame(
+            hot.assign(type=hot["type"].map(names)), geometry=hot_geoms, crs=o.crs
+        )
+    else:
+        g["orders"] = g["open"] = g["overdue"] = 0
+        opened = _empty_gdf("id", "type", "state", "colour")
+        hot = _empty_gdf("building_id", "type", "orders")
+    g["per_1000"] = (g["orders"] / g["households"].where(g["households"] > 0) * 1000).round(1)
+    return OrdersView(rules.name(lang), sc, gpd.GeoDataFrame(g, crs=grids.crs), opened, hot)

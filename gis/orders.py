@@ -208,3 +208,79 @@ def check_move(
             f"only from {', '.join(move.sources)}"
         )
     return move
+
+
+#: the state that ends each stage's clock, and the one that starts it
+_STAGE_OF_STATE = {"dispatched": "accept", "accepted": "handle", "handled": "verify"}
+
+
+def stage_times(
+    events: pd.DataFrame, types: dict[str, OrderType], kinds: pd.Series
+) -> pd.DataFrame:
+    """One row per finished stage of every order: its hours, the hours it was allowed
+    (with delays granted in it) and whether it ended in time.
+
+    ``kinds``: order id → category code.
+    """
+    ev = events.sort_values("seq")
+    rows = []
+    for oid, g in ev.groupby("order_id", sort=False):
+        t = types.get(str(kinds.get(oid)))
+        if t is None:
+            continue
+        start, stage, extra = None, None, 0.0
+        for r in g.itertuples():
+            at = datetime.fromisoformat(str(r.at))
+            if r.action == "grant_delay" and stage is not None:
+                extra += float(str(r.detail).split(" ", 1)[0])
+                continue
+            if r.to_state == r.from_state:  # a delay asked, an escalation: the clock runs on
+                continue
+            if stage is not None and start is not None:
+                hours = (at - start).total_seconds() / 3600
+                allowed = t.hours(stage) + extra
+                rows.append((oid, stage, hours, allowed, hours <= allowed))
+            stage = _STAGE_OF_STATE.get(str(r.to_state))
+            start, extra = at, 0.0
+    return pd.DataFrame(rows, columns=["order_id", "stage", "hours", "allowed", "on_time"])
+
+
+def assess(
+    orders: pd.DataFrame,
+    events: pd.DataFrame,
+    households: pd.DataFrame,
+    types: dict[str, OrderType],
+    at: datetime,
+    level: str = "community",
+) -> pd.DataFrame:
+    """Orders assessed per ``level`` (grid, worker, community, street): orders per 1,000
+    households, on-time rate per stage, average hours to handle, overdue now, average
+    satisfaction.
+
+    ``households``: the level's codes (``code``) and their households.
+    """
+    key = {"grid": "grid_code", "worker": "worker_id", "community": "community_code",
+           "street": "street_code"}[level]  # fmt: skip
+    o = orders.assign(colour=colours(orders, at))
+    st = (
+        stage_times(events, types, o.set_index("id")["type"])
+        if len(events)
+        else stage_times(events.head(0), types, pd.Series(dtype=str))
+    )
+    st = st.merge(o[["id", key]], left_on="order_id", right_on="id")
+    g = o.groupby(key)
+    out = pd.DataFrame({
+        "orders": g.size(),
+        "open": g["state"].apply(lambda s: int(s.isin(OPEN).sum())),
+        "overdue_now": g["colour"].apply(lambda c: int((c == "red").sum())),
+        "satisfaction": g["satisfaction"].mean(),
+    })  # fmt: skip
+    for stage in ("accept", "handle", "verify"):
+        s = st[st["stage"] == stage].groupby(key)["on_time"].mean()
+        out[f"on_time_{stage}"] = s
+    out["handle_hours"] = st[st["stage"] == "handle"].groupby(key)["hours"].mean()
+    if level != "worker" and len(households):
+        hh = households.set_index("code")["households"]
+        out["per_1000_households"] = out["orders"] / out.index.map(hh).astype(float) * 1000
+    out.index.name = "code"
+    return out.reset_index()

@@ -95,6 +95,21 @@ LABELS: dict[str, tuple[str, str]] = {
     "candidate": ("候选/选中站点", "candidate"),
     "existing": ("现有设施", "existing"),
     "newly covered legend": ("新增覆盖网格", "newly covered"),
+    "orders title": ("{scope} · 工单", "{scope} work orders"),
+    "grids by order rate": ("网格（每千户工单数）", "grids by orders per 1,000 households"),
+    "orders": ("工单数", "orders"),
+    "per 1000": ("每千户工单", "per 1,000 households"),
+    "open orders": ("未办结", "open"),
+    "overdue orders": ("超时工单", "overdue orders"),
+    "open in time": ("办理中工单", "open orders in time"),
+    "hot spots": (
+        "重复诉求热点（同一地点同类≥{n}次）",
+        "hot spots (same category ≥{n} times at one place)",
+    ),
+    "order type": ("类别", "category"),
+    "order state": ("状态", "state"),
+    "order id": ("工单编号", "order"),
+    "rate legend": ("每千户工单：浅 → 深", "orders per 1,000 households: light → dark"),
 }
 
 

@@ -285,3 +285,43 @@ def _results_table(v: md.ScenarioView, lang: str) -> pd.DataFrame:
             ],
         }
     )  # fmt: skip
+
+
+# --- work orders ----------------------------------------------------------------------------
+
+#: orders per 1,000 households, light to dark
+RATE_BREAKS = (0.0, 2.0, 5.0, 10.0, 20.0)
+RATE_COLOURS = ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b")
+
+
+def orders_map(
+    v: md.OrdersView, *, tiles: str = "none", lang: str = "zh", key: str | None = None
+) -> GridMap:
+    """Grids by orders per 1,000 households, open orders (overdue in red), hot spots."""
+    sc = v.scope
+    gm = _map(text("orders title", lang, scope=sc.name or v.city), sc.bounds(), tiles, lang, key)
+    rate = v.grids["per_1000"].fillna(0).to_numpy() if len(v.grids) else np.zeros(0)
+    idx = np.searchsorted(np.array(RATE_BREAKS), rate, side="right") - 1
+    fill = pd.Series([RATE_COLOURS[max(0, min(i, len(RATE_COLOURS) - 1))] for i in idx],
+                     index=v.grids.index, dtype=object)  # fmt: skip
+    gm.polygons(
+        v.grids, text("grids by order rate", lang), fill=fill, line="#888888", weight=0.6,
+        opacity=0.7, tooltip={"code": text("grid", lang), "orders": text("orders", lang),
+                              "per_1000": text("per 1000", lang), "open": text("open orders", lang),
+                              "overdue": text("overdue orders", lang)},
+    )  # fmt: skip
+    late = v.open[v.open["colour"] == "red"] if len(v.open) else v.open
+    rest = v.open[v.open["colour"] != "red"] if len(v.open) else v.open
+    gm.points(rest, text("open in time", lang), colour="#fdae61", radius=4, label="type")
+    gm.points(late, text("overdue orders", lang), colour="#d73027", radius=6, label="type")
+    gm.points(v.hot_spots, text("hot spots", lang, n=md.HOT_SPOT), colour="#7b3294", radius=10,
+              label="type")  # fmt: skip
+    if len(v.grids):
+        gm.search("code", v.grids)
+    gm.legend(
+        text("per 1000", lang),
+        [(c, f"≥ {b:g}") for b, c in zip(RATE_BREAKS, RATE_COLOURS, strict=True)]
+        + [("#d73027", text("overdue orders", lang)), ("#fdae61", text("open in time", lang)),
+           ("#7b3294", text("hot spots", lang, n=md.HOT_SPOT))],
+    )  # fmt: skip
+    return gm

@@ -15,16 +15,21 @@ app = typer.Typer(help="接口密钥 — API keys and their roles.", no_args_is_
 
 @app.command("create")
 def create(
-    role: Annotated[str, typer.Option(help="viewer, supervisor, planner or admin.")],
+    role: Annotated[
+        str, typer.Option(help="viewer, supervisor, planner, admin, dispatcher or worker.")
+    ],
     scope: Annotated[
         str | None,
         typer.Option(help="Jurisdiction: a district, street or community code (default: all)."),
     ] = None,
     name: Annotated[str | None, typer.Option(help="Who or what uses the key.")] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="For a worker key: the worker's id (workers layer).")
+    ] = None,
     store: StoreOpt = None,
 ) -> None:
     """Create a key; it is printed once, alone on the last line, and stored only hashed."""
-    key, row = access.create_key(open_(store), role, scope, name, who=actor().name)
+    key, row = access.create_key(open_(store), role, scope, name, who=actor().name, worker=worker)
     console.print(
         f"key {row['id']} ({row['name']}): role {role}, scope {scope or 'all'}; "
         "send it as the X-API-Key header. It is shown only now:",

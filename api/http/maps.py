@@ -13,7 +13,7 @@ from collections.abc import Callable
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from api.http.deps import Caller, Ctx, Lang, Planner, Tiles
+from api.http.deps import Caller, Ctx, Lang, Planner, Supervisor, Tiles
 from gis import mapdata
 from gis.access import Principal
 from gis.workflows import sites as wsites
@@ -82,6 +82,34 @@ def staffing_map(
         return views.staffing_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
 
     return _page(ctx, who, ("staffing", street, community, tiles, lang), mapdata.LAYERS[kind], make)
+
+
+@router.get("/maps/orders", response_class=HTMLResponse)
+def orders_map(
+    who: Supervisor,
+    ctx: Ctx,
+    street: str | None = None,
+    community: str | None = None,
+    tiles: Tiles = "none",
+    lang: Lang = "zh",
+) -> HTMLResponse:
+    """Work orders (supervisors, inside their jurisdiction): grids by orders per 1,000
+    households, open orders with the overdue ones in red, hot spots of repeated requests.
+    """
+    from gis.workflows.orders import wall_clock
+
+    def make() -> str:
+        f = ctx.layers.get(mapdata.LAYERS["orders"])
+        v = mapdata.orders(
+            f, mapdata.scope(f, street, community, within=who.scope), wall_clock(), lang
+        )
+        return views.orders_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
+
+    # the deadline colours move with the clock: cached for a minute at most
+    minute = int(wall_clock().timestamp() // 60)
+    return _page(
+        ctx, who, ("orders", street, community, tiles, lang, minute), mapdata.LAYERS["orders"], make
+    )
 
 
 @router.get("/maps/scenario/{name}", response_class=HTMLResponse)

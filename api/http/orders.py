@@ -7,15 +7,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from api.http.deps import Caller, Ctx, base
+from api.http.features import GEOJSON, GeoJSONResponse
 from api.http.locate import locator
 from gis import orders as om
 from gis.workflows import orders as wo
 
 router = APIRouter(tags=["work orders"])
+_DOC = {"content": {GEOJSON: {"schema": {"type": "object", "required": ["type"]}}}}
+FEATURE_DOCS: dict[int | str, dict[str, Any]] = {200: _DOC, 201: _DOC}
 
 
 class NewOrder(BaseModel):
@@ -60,10 +63,10 @@ def _feature(o: dict[str, Any], root: str) -> dict[str, Any]:
     }
 
 
-@router.post("/orders", status_code=201)
+@router.post("/orders", status_code=201, response_class=GeoJSONResponse, responses=FEATURE_DOCS)
 def create_order(
     request: Request, who: Caller, ctx: Ctx, body: Annotated[NewOrder, Body()]
-) -> JSONResponse:
+) -> Response:
     """Create a work order, located and dispatched to the grid's responsible worker.
 
     Idempotent on ``source`` + ``external_id``: a retry answers 200 with the same order.
@@ -91,7 +94,7 @@ def order_changes(
     return JSONResponse({"changes": ev, "next": cursor})
 
 
-@router.get("/orders")
+@router.get("/orders", response_class=GeoJSONResponse, responses=FEATURE_DOCS)
 def list_orders(
     request: Request,
     who: Caller,
@@ -106,7 +109,7 @@ def list_orders(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> JSONResponse:
+) -> Response:
     """The orders the caller may see, as a GeoJSON feature collection (OGC API – Features)."""
     from api.http.errors import Problem
 
@@ -151,8 +154,8 @@ def list_orders(
     )  # fmt: skip
 
 
-@router.get("/orders/{order_id}")
-def one_order(request: Request, order_id: str, who: Caller, ctx: Ctx) -> JSONResponse:
+@router.get("/orders/{order_id}", response_class=GeoJSONResponse, responses=FEATURE_DOCS)
+def one_order(request: Request, order_id: str, who: Caller, ctx: Ctx) -> Response:
     """One order with its history (404 for an order the caller may not see)."""
     return JSONResponse(_feature(wo.get(ctx.store, who, order_id), base(request)),
                         media_type="application/geo+json")  # fmt: skip

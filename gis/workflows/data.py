@@ -20,6 +20,7 @@ from gis.reference import facility_types
 from gis.staffing import payroll
 from gis.store import Store, Tx
 from gis.synth import build_city
+from gis.synth import orders as synth_orders
 from gis.workflows import sites
 from gis.workflows.base import Files, Say, Tick, quiet
 from gis.workflows.staff import quota_table
@@ -203,6 +204,8 @@ def demo(store: Store, *, seed: int = 20201101, say: Say = quiet, tick: Tick | N
     street, scenario = _demo_scenario(frames, cov, actor)
     frames["scenarios"] = scenario
     frames["settings"] = settings.frame(rules, actor.name)
+    say("work orders: a month of synthetic 12345 and patrol orders through the loop")
+    frames.update(synth_orders.month_of_orders(frames, synth_orders.last_month(), seed=seed))
     say(f"writing {sum(len(f) for f in frames.values()):,} rows to {store.url}")
     with store.transaction(lock=frames) as tx:
         tx.write(frames)

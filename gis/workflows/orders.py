@@ -127,18 +127,18 @@ def _check_body(body: Mapping[str, Any], types: Mapping[str, om.OrderType]) -> l
     return problems
 
 
-def _route(tx: Tx, hit: Mapping[str, Any], t: om.OrderType) -> tuple[str, str | None, str]:
+def route(
+    staff: pd.DataFrame | None, hit: Mapping[str, Any], t: om.OrderType
+) -> tuple[str, str | None, str]:
     """Level, worker id and the name of who takes an order located at ``hit``: the grid's
-    worker; for a vacant post the community's window worker, then its head; a category
-    for a department goes to the street.
+    worker; for a vacant post the community's window worker, then its head (``staff``:
+    the community's workers); a category for a department goes to the street.
     """
     if t.handler == "street":
         return "street", None, f"{hit['street']['name'] or hit['street']['code']}（街道）"
     w = hit.get("worker")
     if w is not None and not w["vacant"]:
         return "community", str(w["id"]), str(w["name"])
-    code = hit["community"]["code"]
-    staff = tx.read("workers", where={"community_code": code}) if tx.has("workers") else None
     if staff is not None and len(staff):
         for pick in (staff["role"].eq("window"), staff["post"].eq("正职")):
             hits = staff[pick.fillna(False).to_numpy(dtype=bool)]
@@ -218,7 +218,9 @@ def create(
             )
         if who.at_least("supervisor") and not who.covers(hit["community"]["code"]):
             raise AccessError("the point lies outside this key's jurisdiction")
-        level, worker, assignee = _route(tx, hit, t)
+        code = hit["community"]["code"]
+        staff = tx.read("workers", where={"community_code": code}) if tx.has("workers") else None
+        level, worker, assignee = route(staff, hit, t)
         at = clock()
         stamp = om.stamp(at)
         oid = f"GD{at.strftime('%Y%m%d')}{uuid.uuid4().hex[:8].upper()}"
@@ -244,7 +246,13 @@ def create(
     return _public(row | {"geometry": point}, who), True
 
 
+def _may_see_orders(who: Principal) -> bool:
+    return who.role in ("worker", "dispatcher") or who.at_least("supervisor")
+
+
 def _get(tx: Tx, order_id: str, who: Principal) -> dict[str, Any]:
+    if not _may_see_orders(who):
+        raise AccessError("work orders are for supervisors, their workers and dispatchers")
     found = tx.read("orders", where={"id": order_id}) if tx.has("orders") else None
     if found is None or not len(found) or not _visible(found.iloc[0].to_dict(), who):
         raise NotFoundError("work order", [f"no work order {order_id!r}"])
@@ -448,3 +456,55 @@ def sweep(store: Store, *, clock: Clock = wall_clock, who: str = "deadline-sweep
         tx.insert("order_events", ev)
         tx.audit(who, "orders.sweep", "orders", f"{len(late)} overdue escalated")
     return [s[0] for s in steps]
+
+
+ASSESS_COLUMNS = {
+    "code": "代码", "orders": "工单数", "open": "未办结", "overdue_now": "当前超时",
+    "on_time_accept": "签收及时率", "on_time_handle": "办理及时率", "on_time_verify": "核查及时率",
+    "handle_hours": "平均办理时长(小时)", "satisfaction": "平均满意度", "per_1000_households": "每千户工单",
+}  # fmt: skip
+
+
+def assessment(
+    store: Store,
+    who: Principal,
+    level: str = "community",
+    *,
+    month: str | None = None,
+    clock: Clock = wall_clock,
+) -> pd.DataFrame:
+    """On-time rates, handling time, overdue orders and satisfaction per grid, worker,
+    community or street, for the orders the caller may see (created in ``month``,
+    ``YYYY-MM``, when given).
+    """
+    if level not in ("grid", "worker", "community", "street"):
+        raise ValidationError("assessment", [f"level {level!r}: grid, worker, community or street"])
+    if month is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise ValidationError("assessment", [f"month {month!r} is not YYYY-MM"])
+    rows, _ = listing(store, who, limit=10**9, clock=clock)
+    if not rows:
+        return pd.DataFrame(columns=list(ASSESS_COLUMNS))
+    orders = pd.DataFrame(rows)
+    if month is not None:
+        orders = orders[orders["created"].str.startswith(month)]
+    with store.snapshot() as tx:
+        ev = (
+            tx.read("order_events", where={"order_id": list(orders["id"])}) if len(orders) else None
+        )
+        f = {n: tx.read(n) for n in ("buildings", "grids") if tx.has(n)}
+    if ev is None:
+        return pd.DataFrame(columns=list(ASSESS_COLUMNS))
+    if level == "grid":
+        hh = (
+            f["grids"][["code", "households"]]
+            if "grids" in f
+            else pd.DataFrame(columns=["code", "households"])
+        )
+    elif level == "worker":
+        hh = pd.DataFrame(columns=["code", "households"])
+    else:
+        col = {"community": "community_code", "street": "community_code"}[level]
+        b = f["buildings"]
+        codes = b[col].str[: 12 if level == "community" else 9]
+        hh = b.groupby(codes)["households"].sum().rename_axis("code").reset_index()
+    return om.assess(orders, ev, hh, om.catalogue(), clock(), level)

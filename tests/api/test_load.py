@@ -48,9 +48,10 @@ def server(city):
             p.kill()
             raise AssertionError(f"server did not start: {p.communicate()[1]}")
         try:
-            yield city, base
+            yield city, base, p
         finally:
-            p.terminate()
+            if p.poll() is None:
+                p.terminate()
             p.communicate(timeout=30)
 
 
@@ -78,7 +79,7 @@ def _reads(city) -> list[str]:
 
 
 def test_32_clients_with_edits_get_no_5xx_and_lose_no_edit(server):
-    city, base = server
+    city, base, _ = server
     key = access.create_key(city, "supervisor")[0]
     plans, reads = _plan(city), _reads(city)
     statuses: list[int] = []

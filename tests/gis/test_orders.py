@@ -116,3 +116,30 @@ def test_a_malformed_catalogue_is_one_error_listing_every_entry(tmp_path):
         om.catalogue(p)
     text = str(exc.value)
     assert "handler 'moon'" in text and "positive" in text and "entry 2" in text
+
+
+def test_a_synthetic_month_goes_through_the_loop_and_the_map_shows_it(map_frames):
+    from gis import mapdata
+    from gis.synth.orders import month_of_orders
+
+    start = datetime(2026, 10, 1, tzinfo=TIMEZONE)
+    f = {**map_frames, **month_of_orders(map_frames, start, seed=3)}
+    o, ev = f["orders"], f["order_events"]
+    assert len(o) > 100 and set(o["state"]) <= set(om.STATES)
+    assert sorted(ev["seq"]) == list(range(1, len(ev) + 1))
+    for oid, h in ev.groupby("order_id"):
+        h = h.sort_values("seq")
+        assert list(h["action"][:2]) == ["report", "dispatch"]
+        assert h["to_state"].iloc[-1] == o.set_index("id").at[oid, "state"]
+    # the day after the month: open orders run late (red), closed ones have no colour
+    at = start + timedelta(days=31)
+    col = om.colours(o, at)
+    assert (col[o["state"].eq("closed").to_numpy()] == "").all()
+    v = mapdata.orders(f, mapdata.scope(f, "370405001"), at)
+    mine = o[o["street_code"] == "370405001"]
+    assert int(v.grids["orders"].sum()) == len(mine)
+    assert int(v.grids["overdue"].sum()) == int((om.colours(mine, at) == "red").sum())
+    assert len(v.open) == int(mine["state"].isin(om.OPEN).sum())
+    repeats = mine.groupby(["building_id", "type"]).size()
+    assert len(v.hot_spots) == int((repeats >= mapdata.HOT_SPOT).sum())
+    assert "reporter" not in v.open.columns

@@ -123,6 +123,14 @@ MATRIX = [
     ("GET", "/maps/staffing?street=" + IN, None, (401, 401, 200, 200, 403, 200, 200)),
     ("GET", "/maps/staffing?street=" + OUT, None, (401, 401, 200, 403, 200, 403, 200)),
     ("GET", "/maps/scenario/示例", None, (401, 401, 403, 403, 403, 200, 200)),
+    ("GET", "/maps/orders", None, SUPERVISOR),
+    ("GET", "/maps/orders?street=" + IN, None, (401, 401, 403, 200, 403, 200, 200)),
+    ("POST", "/orders", "in", (401, 401, 403, 201, 403, 201, 201)),
+    ("POST", "/orders", "out", (401, 401, 403, 403, 201, 403, 201)),
+    ("GET", "/orders", None, SUPERVISOR),
+    ("GET", "/orders/changes", None, SUPERVISOR),
+    ("GET", "/orders/{order}", None, (401, 401, 403, 200, 404, 200, 200)),
+    ("POST", "/orders/{order}/transitions", None, (401, 401, 403, 200, 404, 200, 200)),
 ]
 
 
@@ -144,6 +152,10 @@ def _body(env, role, method, url, side):
         }
     if url.startswith("/scenarios") and method in ("POST", "PUT"):
         return _scenario(env, f"m-{role}-{side}", side)
+    if url == "/orders":
+        return {"source": "hotline", "type": "repair", "description": "测试", **site}
+    if url.endswith("/transitions"):
+        return {"action": "escalate", "version": 1}
     return None
 
 
@@ -166,9 +178,17 @@ def test_matrix(env, role, method, url, where, expected):
     if "{outside}" in url:  # sited outside the planner's jurisdiction
         r = _call(env, "admin", "POST", "/scenarios", json=_scenario(env, f"out-{tag}", "out"))
         assert r.status_code == 201, r.text
+    order = None
+    if "{order}" in url:  # a fresh order inside the jurisdiction
+        r = _call(
+            env, "admin", "POST", "/orders", json=_body(env, "admin", "POST", "/orders", "in")
+        )
+        assert r.status_code == 201, r.text
+        order = r.json()["id"]
     url = url.format(
         building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat,
         job=env["job"], scenario=f"own-{tag}", theirs=f"theirs-{tag}", outside=f"out-{tag}",
+        order=order,
     )  # fmt: skip
     body = _body(env, role, method, url, side)
     r = _call(env, role, method, url, **({"json": body} if body is not None else {}))

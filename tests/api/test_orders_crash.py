@@ -1,0 +1,81 @@
+"""``kill -9`` of the server in the middle of a load of order creates and transitions:
+afterwards every acknowledged (2xx) request is in the store with its history, and nothing
+unacknowledged is half there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx2 as httpx
+
+from gis import access
+from tests.api.test_load import server  # noqa: F401  (the served store, a real process)
+
+CLIENTS, SECONDS = 8, 4.0
+
+
+def test_kill_9_mid_load_keeps_every_acknowledged_order_and_step(server):  # noqa: F811
+    city, base, proc = server
+    key = access.create_key(city, "admin", None, "crash-test")[0]
+    head = {"X-API-Key": key}
+    b = city.read("buildings").sort_values("id")
+    pts = [(float(g.x), float(g.y)) for g in b.geometry.values[:: max(1, len(b) // 200)][:200]]
+    time.sleep(0.6)  # the server sees the new key
+    created: dict[str, str] = {}  # external id -> order id (acknowledged)
+    moved: dict[str, int] = {}  # order id -> highest acknowledged version
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(i: int) -> None:
+        with httpx.Client(base_url=base, headers=head, timeout=10) as c:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                ext = f"K{i}-{n}"
+                x, y = pts[(i * 31 + n) % len(pts)]
+                try:
+                    r = c.post("/orders", json={"source": "hotline", "external_id": ext, "type": "repair",
+                                                "description": "压测", "lon": x, "lat": y})  # fmt: skip
+                    if r.status_code in (200, 201):
+                        oid = r.json()["id"]
+                        with lock:
+                            created[ext] = oid
+                        r = c.post(
+                            f"/orders/{oid}/transitions", json={"action": "accept", "version": 1}
+                        )
+                        if r.status_code == 200:
+                            with lock:
+                                moved[oid] = r.json()["version"]
+                except httpx.HTTPError:
+                    return  # the server is gone
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    time.sleep(SECONDS)
+    os.kill(proc.pid, signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    print(f"acknowledged before the kill: {len(created)} creates, {len(moved)} accepts")
+    assert len(created) >= 10, "the load did not get going before the kill"
+    orders = city.read("orders").set_index("id")
+    events = city.read("order_events")
+    for ext, oid in created.items():
+        assert oid in orders.index, f"acknowledged order {oid} ({ext}) lost"
+        assert orders.at[oid, "external_id"] == ext
+    for oid, v in moved.items():
+        assert int(orders.at[oid, "version"]) >= v
+    # every stored order has its whole history, numbered without gaps; nothing half there
+    assert sorted(events["seq"]) == list(range(1, len(events) + 1))
+    assert set(events["order_id"]) == set(orders.index)
+    for oid, h in events.groupby("order_id"):
+        assert list(h.sort_values("seq")["action"][:2]) == ["report", "dispatch"], oid
+        assert int(h["version"].max()) == int(orders.at[oid, "version"]), oid
+    counter = city.read("counters", where={"name": "order_events"})
+    assert int(counter["value"].iloc[0]) == len(events)
+    audit = city.read("audit")
+    assert set(orders.index) <= set(audit["target"])
