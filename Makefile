@@ -50,6 +50,7 @@ bench: $(STAMP) browser bench-tools
 	$(BIN)/python bench/bench_siting.py
 	$(BIN)/python bench/bench_maps.py
 	$(BIN)/python bench/bench_api.py
+	$(BIN)/python bench/bench_orders.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
