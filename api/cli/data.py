@@ -88,6 +88,17 @@ def demo(
             f"{staffing['grid_workers_in_band_where_possible']:.1%}"
         )
         console.print(table("服务覆盖 (路网步行距离)", coverage))
+        o = d.frames.get("orders")
+        if o is not None and len(o):
+            from gis import orders as om
+            from gis.workflows.orders import wall_clock
+
+            red = int((om.colours(o, wall_clock()) == "red").sum())
+            console.print(
+                f"工单 (近 30 天, 合成): {len(o):,} 件, 未办结 {int(o['state'].isin(om.OPEN).sum()):,}, "
+                f"当前超时 {red:,} — gridgis orders report / GET /maps/orders",
+                highlight=False,
+            )
         console.print("地图 maps:")
         for path in written:
             console.print(f"  {path}  ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)

@@ -108,7 +108,11 @@ def scenario_map(
 
 
 def demo_maps(d: Demo, out_dir: Path) -> list[Path]:
-    """The demo's maps: city overviews, one street in detail, the sample scenario."""
+    """The demo's maps: city overviews, one street in detail (coverage, staffing, work
+    orders), the sample scenario.
+    """
+    from gis.workflows.orders import wall_clock
+
     f, street, t = d.frames, d.street, "elderly_day_care"
     detail = f"coverage_{street}_{t}.html"
     sc = mapdata.scope(f, street)
@@ -123,4 +127,7 @@ def demo_maps(d: Demo, out_dir: Path) -> list[Path]:
         views.coverage_detail_map(mapdata.coverage_detail(f, t, sc)).save(out_dir / detail),
         views.staffing_map(mapdata.staffing(f, sc)).save(out_dir / f"staffing_{street}.html"),
         views.scenario_map(mapdata.scenario(f, d.scenario)).save(out_dir / "scenario_demo.html"),
+        views.orders_map(mapdata.orders(f, sc, wall_clock())).save(
+            out_dir / f"orders_{street}.html"
+        ),
     ]
