@@ -54,18 +54,13 @@ def _city() -> dict[str, pd.DataFrame]:
 
 
 def _schema() -> tuple[str, str]:
-    admin = sa.create_engine(URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = URL.rsplit("/", 1)[1]
-    with admin.connect() as conn:
-        if not conn.execute(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-        ).first():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
+    """A schema of its own in the bench database (made as bench_api makes it)."""
+    from bench_api import _database  # the same $GRIDGIS_BENCH_POSTGIS
+
+    _database()
     s = f"b_{uuid.uuid4().hex[:8]}"
     e = sa.create_engine(URL)
     with e.begin() as conn:
-        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
         conn.execute(sa.text(f'CREATE SCHEMA "{s}"'))
     e.dispose()
     return s, f"{URL}?options=-csearch_path%3D{s},public"
