@@ -7,8 +7,9 @@ Validation (:mod:`gis.io`), both stores (:mod:`gis.store`) and the API derive fr
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -634,16 +635,20 @@ def check(name: str, df: pd.DataFrame, *, what: str | None = None) -> pd.DataFra
     return conform(name, df)
 
 
+#: the geometry types a layer's geometry column accepts
+GEOMETRY_TYPES: dict[str, set[str]] = {
+    "Point": {"Point"},
+    "LineString": {"LineString"},
+    "Polygon": {"Polygon"},
+    "MultiPolygon": {"Polygon", "MultiPolygon"},
+}
+
+
 def geometry_problems(
     spec: Layer, geoms: gpd.GeoSeries, *, labels: pd.Series | None = None
 ) -> list[str]:
     """Rows whose geometry is missing, empty, invalid or of the wrong type for ``spec``."""
-    allowed = {
-        "Point": {"Point"},
-        "LineString": {"LineString"},
-        "Polygon": {"Polygon"},
-        "MultiPolygon": {"Polygon", "MultiPolygon"},
-    }[spec.geometry or "Point"]
+    allowed = GEOMETRY_TYPES[spec.geometry or "Point"]
     labels = (
         labels if labels is not None else pd.Series([f"row {i + 1}" for i in range(len(geoms))])
     )
@@ -658,4 +663,48 @@ def geometry_problems(
             out.append(f"{labels.iloc[i]}: geometry is a {types[i]}, expected {spec.geometry}")
         elif not valid[i]:
             out.append(f"{labels.iloc[i]}: geometry is invalid")
+    return out
+
+
+_CASTS = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def check_records(name: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate a few rows given as dicts, in plain Python (no frames: the path of single
+    row writes such as work orders); every problem in one error. Each row gets every
+    column (missing optional ones as ``None``) and, for a layer with geometry, its
+    ``geometry`` of the layer's type.
+    """
+    spec = layer(name)
+    out, found = [], []
+    allowed = GEOMETRY_TYPES.get(spec.geometry or "", set())
+    for n, rec in enumerate(records, start=1):
+        row: dict[str, Any] = {}
+        for f in spec.fields:
+            v = rec.get(f.name)
+            if v is None or (isinstance(v, float) and v != v):
+                if not f.nullable:
+                    found.append(f"row {n}: {f.name} is missing")
+                row[f.name] = None
+                continue
+            try:
+                v = _CASTS[f.kind](v.item() if isinstance(v, np.generic) else v)
+            except (TypeError, ValueError):
+                found.append(f"row {n}: {f.name} {v!r} is not a {f.kind}")
+                continue
+            if f.pattern and not re.fullmatch(f.pattern, str(v)):
+                found.append(f"row {n}: {f.name} {v!r} {_pattern_hint(f.pattern)}")
+            if f.choices and v not in f.choices:
+                found.append(f"row {n}: {f.name} {v!r} is not one of {', '.join(f.choices)}")
+            if f.minimum is not None and f.kind in ("int", "float") and v < f.minimum:
+                found.append(f"row {n}: {f.name} {v!r} is below {f.minimum:g}")
+            row[f.name] = v
+        if spec.geometry:
+            g = rec.get("geometry")
+            if g is None or g.is_empty or not g.is_valid or g.geom_type not in allowed:
+                found.append(f"row {n}: geometry must be a valid {spec.geometry}")
+            row["geometry"] = g
+        out.append(row)
+    if found:
+        raise ValidationError(f"rows for {name}", found)
     return out

@@ -124,7 +124,57 @@ class Tx(ABC):
 
     def audit(self, who: str, action: str, target: str, detail: str | None = None) -> None:
         """Record this transaction's change: who, when, what (committed with it)."""
-        self.insert("audit", audit_row(who, action, target, detail))
+        self.add("audit", audit_row(who, action, target, detail).to_dict("records"))
+
+    # -- the row path: a few rows as dicts, no frames (work orders, audit rows) ----------
+    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
+        """The rows meeting ``where`` as dicts (``geometry`` a shapely geometry); with
+        ``for_update``, locked until this transaction ends (PostGIS: ``FOR UPDATE``; the
+        GeoPackage has one writer at a time anyway). ``[]`` when the layer is absent.
+        """
+        if not self.has(name):
+            return []
+        return _records(self.read(name, where=where))
+
+    def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add a few rows given as dicts (checked by :func:`gis.schema.check_records`)."""
+        spec = schema.layer(name)
+        rows = schema.check_records(name, records)
+        df = pd.DataFrame([{k: v for k, v in r.items() if k != "geometry"} for r in rows])
+        if spec.geometry:
+            df = gpd.GeoDataFrame(
+                df, geometry=[r["geometry"] for r in rows], crs=schema.STORAGE_CRS
+            )
+        self.insert(name, schema.conform(name, df))
+
+    def lock_key(self, key: str) -> None:
+        """Hold a lock on ``key`` (any text) until this transaction ends: two writers of
+        the same key (an external id) take turns (the GeoPackage has one writer anyway).
+        """
+        return None
+
+    def take_numbers(self, counter: str, n: int) -> int:
+        """Raise the counter by ``n`` and return its new value, holding it until this
+        transaction ends, so numbers taken commit in the order they were taken.
+        """
+        row = self.rows("counters", {"name": counter})
+        last = int(row[0]["value"]) if row else 0
+        if row:
+            self.update("counters", counter, {"value": last + n})
+        else:
+            self.add("counters", [{"name": counter, "value": last + n}])
+        return last + n
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for r in df.to_dict("records"):
+        out.append({k: (None if _na(v) else v) for k, v in r.items()})
+    return out
+
+
+def _na(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
 
 
 def _checked(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:

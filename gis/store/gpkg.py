@@ -267,6 +267,52 @@ class _GpkgTx(Tx):
             raise ValidationError(f"rows for {name}", [f"duplicate key: {exc}"]) from None
         self.dirty.add(name)
 
+    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
+        if not self.has(name):
+            return []
+        spec = schema.layer(name)
+        present = set(_table_columns(self.con, name))
+        cols = [c for c in spec.columns if c in present]
+        sql, params = _conditions(spec, where, None)
+        select = ", ".join([*map(_q, cols), *([_q(GEOM)] if spec.geometry else [])])
+        text = f"SELECT {select} FROM {_q(name)}" + (" WHERE " + " AND ".join(sql) if sql else "")
+        out = []
+        kinds = {f.name: f.kind for f in spec.fields}
+        for r in self.con.execute(text + " ORDER BY fid", params).fetchall():
+            rec = {
+                c: (bool(v) if kinds[c] == "bool" and v is not None else v)
+                for c, v in zip(cols, r, strict=False)
+            }
+            for c in spec.columns:
+                rec.setdefault(c, None)
+            if spec.geometry:
+                rec["geometry"] = _wkb(np.array([r[len(cols)]], dtype=object))[0]
+            out.append(rec)
+        return out
+
+    def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        if not self.has(name):
+            super().add(name, records)
+            return
+        spec = schema.layer(name)
+        rows = schema.check_records(name, records)
+        cols = [f.name for f in spec.fields] + ([GEOM] if spec.geometry else [])
+        sql = f"INSERT INTO {_q(name)} ({', '.join(map(_q, cols))}) VALUES ({', '.join('?' * len(cols))})"
+        data = []
+        for r in rows:
+            vals = [
+                int(r[f.name]) if f.kind == "bool" and r[f.name] is not None else r[f.name]
+                for f in spec.fields
+            ]
+            if spec.geometry:
+                vals.append(_blobs(np.array([r["geometry"]], dtype=object))[0])
+            data.append(vals)
+        try:
+            self.con.executemany(sql, data)
+        except sqlite3.IntegrityError as exc:
+            raise ValidationError(f"rows for {name}", [f"duplicate key: {exc}"]) from None
+        self.dirty.add(name)
+
     def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
         spec = schema.layer(name)
         vals = update_values(spec, values)

@@ -199,6 +199,72 @@ class _PgTx(Tx):
             raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
         self.dirty.add(name)
 
+    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
+        self._pending(name)
+        if not self.has(name):
+            return []
+        spec = schema.layer(name)
+        t = self.store.tables[name]
+        sel: list[Any] = [t.c[c] for c in spec.columns]
+        if spec.geometry:
+            sel.append(sa.func.ST_AsBinary(t.c[GEOM]).label(GEOM))
+        q = sa.select(*sel)
+        for col, values in check_where(spec, where).items():
+            q = q.where(t.c[col].in_(values))
+        if for_update:
+            self.lock(name, shared=True)
+            q = q.with_for_update()
+        out = []
+        for r in self.conn.execute(q).fetchall():
+            rec = dict(zip(spec.columns, r[: len(spec.columns)], strict=True))
+            if spec.geometry:
+                b = r[len(spec.columns)]
+                rec["geometry"] = shapely.from_wkb(bytes(b)) if b is not None else None
+            out.append(rec)
+        return out
+
+    def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        self._pending(name)
+        if not self.has(name):
+            super().add(name, records)
+            return
+        spec = schema.layer(name)
+        rows = schema.check_records(name, records)
+        self.lock(name, shared=True)
+        t = self.store.tables[name]
+        values = []
+        for r in rows:
+            v = {f.name: r[f.name] for f in spec.fields}
+            if spec.geometry:
+                v[GEOM] = sa.func.ST_GeomFromWKB(shapely.to_wkb(r["geometry"]), 4326)
+            values.append(v)
+        try:
+            for v in values:  # one statement per row: SQL functions in the values
+                self.conn.execute(sa.insert(t).values(**v))
+        except sa.exc.IntegrityError as exc:
+            orig = getattr(exc, "orig", exc)
+            msg = getattr(getattr(orig, "diag", None), "message_detail", None) or "a key exists"
+            raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
+        self.dirty.add(name)
+
+    def lock_key(self, key: str) -> None:
+        self.conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), {"k": key}
+        )
+
+    def take_numbers(self, counter: str, n: int) -> int:
+        if not self.has("counters"):
+            return super().take_numbers(counter, n)
+        self.lock("counters", shared=True)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        t = self.store.tables["counters"]
+        q = pg_insert(t).values(name=counter, value=n)
+        q = q.on_conflict_do_update(index_elements=["name"], set_={"value": t.c.value + n})
+        value = self.conn.execute(q.returning(t.c.value)).scalar_one()
+        self.dirty.add("counters")
+        return int(value)
+
     def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
         spec = schema.layer(name)
         vals = update_values(spec, values)

@@ -119,7 +119,9 @@ def regrid(
     rural: BandChange = None,
 ) -> GridsResult:
     """Re-divide only where this year's households pushed grids out of the band."""
-    with store.transaction(lock=WRITES) as tx:
+    from gis.workflows import orders as worders
+
+    with store.transaction(lock=(*WRITES, *worders.LOCK)) as tx:
         rules = settings.load(tx)
         if urban or rural:
             rules = settings.with_grids(rules, urban, rural)
@@ -132,8 +134,10 @@ def regrid(
         hist = f.get("grid_history")
         hist = pd.concat([hist, u.history], ignore_index=True) if hist is not None else u.history
         tx.write({"grids": u.grids, "grid_history": hist})
+        # open work orders in a retired grid go to the grid now holding them
+        moved = worders.reroute(tx, u.grids, actor.name)
         tx.audit(actor.name, "grids.update", "grids",
-                 f"kept {u.kept}, retired {u.retired}, created {u.created}")  # fmt: skip
+                 f"kept {u.kept}, retired {u.retired}, created {u.created}, orders rerouted {moved}")  # fmt: skip
         per = report_communities(u.grids, f["communities"], f["buildings"], rules.grids)
         fig = _figures(u.grids, per, f["communities"], rules.grids)
     return GridsResult(u.grids, per, fig, rules.grids, u)

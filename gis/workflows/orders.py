@@ -25,7 +25,6 @@ import shapely
 
 from gis import crs as gcrs
 from gis import orders as om
-from gis import schema
 from gis.access import Principal
 from gis.errors import AccessError, ConflictError, NotFoundError, ValidationError
 from gis.locate import LAYERS as LOCATE_LAYERS
@@ -46,14 +45,10 @@ def wall_clock() -> datetime:
 
 
 def _next_seq(tx: Tx, n: int) -> int:
-    """Reserve ``n`` feed numbers (under the orders lock); returns the first."""
-    row = tx.read("counters", where={"name": "order_events"}) if tx.has("counters") else None
-    last = int(row["value"].iloc[0]) if row is not None and len(row) else 0
-    if row is None or not len(row):
-        tx.insert("counters", pd.DataFrame({"name": ["order_events"], "value": [last + n]}))
-    else:
-        tx.update("counters", "order_events", {"value": last + n})
-    return last + 1
+    """Reserve ``n`` feed numbers (held until the commit, so they commit in order);
+    returns the first.
+    """
+    return tx.take_numbers("order_events", n) - n + 1
 
 
 def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> pd.DataFrame:  # fmt: skip
@@ -78,10 +73,10 @@ def _point(tx: Tx, body: Mapping[str, Any]) -> tuple[shapely.Point, str | None]:
     bid, addr = body.get("building_id"), body.get("address")
     if bid is not None or addr is not None:
         col, val = ("id", bid) if bid is not None else ("address", addr)
-        found = tx.read("buildings", where={col: str(val)}) if tx.has("buildings") else None
-        if found is None or not len(found):
+        found = tx.rows("buildings", {col: str(val)})
+        if not found:
             raise ValidationError("work order", [f"no building with {col} {val!r}"])
-        return found.geometry.iloc[0], str(found["id"].iloc[0])
+        return found[0]["geometry"], str(found[0]["id"])
     lon, lat = body.get("lon"), body.get("lat")
     if lon is None or lat is None:
         raise ValidationError("work order", ["give lon and lat, or building_id, or address"])
@@ -198,12 +193,14 @@ def create(
     if problems:
         raise ValidationError("work order", problems)
     t = types[str(body["type"])]
-    with store.transaction(lock=LOCK) as tx:
+    # rows, not layers, are locked: creates and moves of other orders go on side by side
+    with store.transaction() as tx:
         ext = body.get("external_id")
-        if ext is not None and tx.has("orders"):
-            same = tx.read("orders", where={"source": str(body["source"]), "external_id": ext})
-            if len(same):
-                row = same.iloc[0].to_dict()
+        if ext is not None:
+            tx.lock_key(f"orders:{body['source']}:{ext}")  # the same order sent twice waits
+            same = tx.rows("orders", {"source": str(body["source"]), "external_id": ext})
+            if same:
+                row = same[0]
                 if not _visible(row, who) and row["creator"] != who.name:
                     raise ConflictError(
                         f"{body['source']} order {ext!r} exists, created by another caller"
@@ -219,8 +216,8 @@ def create(
         if who.at_least("supervisor") and not who.covers(hit["community"]["code"]):
             raise AccessError("the point lies outside this key's jurisdiction")
         code = hit["community"]["code"]
-        staff = tx.read("workers", where={"community_code": code}) if tx.has("workers") else None
-        level, worker, assignee = route(staff, hit, t)
+        staff = tx.rows("workers", {"community_code": code})
+        level, worker, assignee = route(pd.DataFrame(staff) if staff else None, hit, t)
         at = clock()
         stamp = om.stamp(at)
         oid = f"GD{at.strftime('%Y%m%d')}{uuid.uuid4().hex[:8].upper()}"
@@ -228,20 +225,19 @@ def create(
             "id": oid, "source": body["source"], "external_id": ext, "type": t.code,
             "description": str(body["description"]).strip(), "state": "dispatched", "version": 1,
             "level": level, "district_code": hit["district"]["code"], "street_code": hit["street"]["code"],
-            "community_code": hit["community"]["code"], "grid_code": hit["grid"]["code"],
+            "community_code": code, "grid_code": hit["grid"]["code"],
             "worker_id": worker, "assignee": assignee, "building_id": building,
             "reporter": body.get("reporter"), "attachments": json.dumps(body.get("attachments") or []),
             "creator": who.name, "created": stamp, "updated": stamp, "stage_start": stamp,
             "deadline": om.stamp(om.deadline(t, "accept", at)), "delay_h": 0.0,
             "delay_requested": False, "escalated_at": None, "satisfaction": None,
         }  # fmt: skip
-        frame = gpd.GeoDataFrame([row], geometry=[point], crs=schema.STORAGE_CRS)
-        tx.insert("orders", schema.conform("orders", frame))
+        tx.add("orders", [row | {"geometry": point}])
         first = _next_seq(tx, 2)
-        tx.insert("order_events", _events(first, oid, stamp, who.name, [
+        tx.add("order_events", _events(first, oid, stamp, who.name, [
             ("report", None, "reported", 1, t.name_zh),
             ("dispatch", "reported", "dispatched", 1, f"{level}: {assignee}"),
-        ]))  # fmt: skip
+        ]).to_dict("records"))  # fmt: skip
         tx.audit(who.name, "orders.create", oid, f"{t.code} -> {assignee}")
     return _public(row | {"geometry": point}, who), True
 
@@ -250,13 +246,13 @@ def _may_see_orders(who: Principal) -> bool:
     return who.role in ("worker", "dispatcher") or who.at_least("supervisor")
 
 
-def _get(tx: Tx, order_id: str, who: Principal) -> dict[str, Any]:
+def _get(tx: Tx, order_id: str, who: Principal, *, for_update: bool = False) -> dict[str, Any]:
     if not _may_see_orders(who):
         raise AccessError("work orders are for supervisors, their workers and dispatchers")
-    found = tx.read("orders", where={"id": order_id}) if tx.has("orders") else None
-    if found is None or not len(found) or not _visible(found.iloc[0].to_dict(), who):
+    found = tx.rows("orders", {"id": order_id}, for_update=for_update)
+    if not found or not _visible(found[0], who):
         raise NotFoundError("work order", [f"no work order {order_id!r}"])
-    return found.iloc[0].to_dict()
+    return found[0]
 
 
 def move(
@@ -279,8 +275,8 @@ def move(
     types = types or om.catalogue()
     if note is not None and len(note) > MAX_TEXT:
         raise ValidationError("order transition", [f"note: at most {MAX_TEXT} characters"])
-    with store.transaction(lock=LOCK) as tx:
-        o = _get(tx, order_id, who)
+    with store.transaction() as tx:
+        o = _get(tx, order_id, who, for_update=True)  # the order's row, locked to the commit
         if int(o["version"]) != int(version):
             raise ConflictError(
                 f"work order {order_id} is at version {o['version']}, not {version}: "
@@ -303,11 +299,11 @@ def move(
         detail = note
         if action in ("dispatch", "transfer", "reopen"):
             if worker_id is not None:
-                w = tx.read("workers", where={"id": worker_id}) if tx.has("workers") else None
-                if w is None or not len(w) or not who.covers(str(w["community_code"].iloc[0])):
+                w = tx.rows("workers", {"id": worker_id})
+                if not w or not who.covers(str(w[0]["community_code"])):
                     raise ValidationError("order transition", [f"no worker {worker_id!r} here"])
-                new |= {"worker_id": worker_id, "assignee": str(w["name"].iloc[0])}
-                detail = f"-> {w['name'].iloc[0]}" + (f"; {note}" if note else "")
+                new |= {"worker_id": worker_id, "assignee": str(w[0]["name"])}
+                detail = f"-> {w[0]['name']}" + (f"; {note}" if note else "")
         if action == "request_delay" or action == "grant_delay":
             if hours is None or not 0 < float(hours) <= 24 * 30:
                 raise ValidationError("order transition", ["hours: more than 0, at most 720"])
@@ -336,9 +332,9 @@ def move(
             new["delay_h"], new["delay_requested"] = 0.0, False
         tx.update("orders", order_id, new)
         first = _next_seq(tx, 1)
-        tx.insert("order_events", _events(first, order_id, stamp, who.name, [
+        tx.add("order_events", _events(first, order_id, stamp, who.name, [
             (action, str(o["state"]), target, new["version"], detail),
-        ]))  # fmt: skip
+        ]).to_dict("records"))  # fmt: skip
         tx.audit(who.name, f"orders.{action}", order_id, f"{o['state']} -> {target}")
     return _public(o | new, who)
 
@@ -508,3 +504,47 @@ def assessment(
         codes = b[col].str[: 12 if level == "community" else 9]
         hh = b.groupby(codes)["households"].sum().rename_axis("code").reset_index()
     return om.assess(orders, ev, hh, om.catalogue(), clock(), level)
+
+
+def reroute(tx: Tx, grids: gpd.GeoDataFrame, who: str, clock: Clock = wall_clock) -> int:
+    """Inside a transaction that replaces the grids: every open order whose grid is gone
+    goes to the new grid holding its point (and that grid's worker, where one is
+    assigned), with an event in its history. Returns how many moved.
+    """
+    if not tx.has("orders"):
+        return 0
+    o = tx.read("orders", where={"state": list(om.OPEN)})
+    gone = o[~o["grid_code"].isin(set(grids["code"])) & o["grid_code"].notna()]
+    if not len(gone):
+        return 0
+    tree = shapely.STRtree(grids.geometry.values)
+    hit = tree.query(gone.geometry.values, predicate="intersects")
+    new_of = dict(zip(hit[0].tolist(), grids["code"].to_numpy()[hit[1]].tolist(), strict=True))
+    a = tx.read("assignments") if tx.has("assignments") else None
+    worker_of = dict(zip(a["grid_code"], a["worker_id"], strict=True)) if a is not None else {}
+    names = (
+        tx.read("workers").set_index("id")["name"] if tx.has("workers") else pd.Series(dtype=str)
+    )
+    stamp = om.stamp(clock())
+    steps = []
+    for i, r in enumerate(gone.to_dict("records")):
+        code = new_of.get(i)
+        if code is None:
+            continue
+        new: dict[str, Any] = {
+            "grid_code": code,
+            "version": int(r["version"]) + 1,
+            "updated": stamp,
+        }
+        w = worker_of.get(code)
+        if w is not None and w in names.index:
+            new |= {"worker_id": w, "assignee": str(names[w])}
+        tx.update("orders", r["id"], new)
+        steps.append((r["id"], r["state"], new["version"], f"{r['grid_code']} -> {code}"))
+    if steps:
+        first = _next_seq(tx, len(steps))
+        tx.insert("order_events", pd.concat([
+            _events(first + k, oid, stamp, who, [("reroute", st, st, v, d)])
+            for k, (oid, st, v, d) in enumerate(steps)
+        ], ignore_index=True))  # fmt: skip
+    return len(steps)

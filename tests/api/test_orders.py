@@ -236,3 +236,21 @@ def test_the_sweep_escalates_late_orders_once_with_a_controllable_clock(city):
         city, Principal("sup", "supervisor"), clock=lambda: t0 + timedelta(hours=5)
     )
     assert rows[0]["colour"] == "red"
+
+
+def test_an_open_order_follows_its_grid_when_grids_are_redrawn(city):
+    who = Principal("hotline", "dispatcher")
+    b = _building(city)
+    o, _ = wo.create(city, who, {"source": "hotline", "external_id": "R1", "type": "repair", "description": "漏水",
+                                 "lon": b.geometry.x, "lat": b.geometry.y})  # fmt: skip
+    grids = city.read("grids")
+    old = o["grid_code"]
+    new_code = old[:12] + "999"
+    redrawn = grids.assign(code=grids["code"].where(grids["code"] != old, new_code))
+    with city.transaction(lock=("grids", *wo.LOCK)) as tx:
+        assert wo.reroute(tx, redrawn, "grids update") == 1
+    after = wo.get(city, Principal("sup", "supervisor"), o["id"])
+    assert after["grid_code"] == new_code and after["version"] == 2
+    assert after["history"][-1]["action"] == "reroute" and old in after["history"][-1]["detail"]
+    with city.transaction(lock=("grids", *wo.LOCK)) as tx:  # nothing left to move
+        assert wo.reroute(tx, redrawn, "grids update") == 0
