@@ -127,14 +127,36 @@ class Tx(ABC):
         self.add("audit", audit_row(who, action, target, detail).to_dict("records"))
 
     # -- the row path: a few rows as dicts, no frames (work orders, audit rows) ----------
-    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
-        """The rows meeting ``where`` as dicts (``geometry`` a shapely geometry); with
-        ``for_update``, locked until this transaction ends (PostGIS: ``FOR UPDATE``; the
-        GeoPackage has one writer at a time anyway). ``[]`` when the layer is absent.
+    def rows(
+        self,
+        name: str,
+        where: Where,
+        *,
+        for_update: bool = False,
+        below: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The rows meeting ``where`` (and ``column < value`` for each of ``below``) as
+        dicts (``geometry`` a shapely geometry); with ``for_update``, locked until this
+        transaction ends (PostGIS: ``FOR UPDATE``; the GeoPackage has one writer at a time
+        anyway); ``columns``: only these (and the key), no geometry. ``[]`` when the layer
+        is absent.
         """
         if not self.has(name):
             return []
-        return _records(self.read(name, where=where))
+        df = self.read(name, where=where)
+        for col, value in (below or {}).items():
+            df = df[df[col].notna() & (df[col] < value)]
+        out = _records(df)
+        if columns is not None:
+            keep = set(columns) | set(schema.layer(name).key)
+            out = [{k: v for k, v in r.items() if k in keep} for r in out]
+        return out
+
+    def update_many(self, name: str, changes: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        """Change several rows: ``(key, values)`` pairs (the same columns in each)."""
+        for key, values in changes:
+            self.update(name, key, values)
 
     def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
         """Add a few rows given as dicts (checked by :func:`gis.schema.check_records`)."""

@@ -267,28 +267,57 @@ class _GpkgTx(Tx):
             raise ValidationError(f"rows for {name}", [f"duplicate key: {exc}"]) from None
         self.dirty.add(name)
 
-    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
+    def rows(
+        self,
+        name: str,
+        where: Where,
+        *,
+        for_update: bool = False,
+        below: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
         if not self.has(name):
             return []
         spec = schema.layer(name)
         present = set(_table_columns(self.con, name))
         cols = [c for c in spec.columns if c in present]
+        geometry = bool(spec.geometry) and columns is None
+        if columns is not None:
+            cols = [c for c in cols if c in set(columns) | set(spec.key)]
         sql, params = _conditions(spec, where, None)
-        select = ", ".join([*map(_q, cols), *([_q(GEOM)] if spec.geometry else [])])
+        for col, value in (below or {}).items():
+            spec.field(col)
+            sql.append(f"{_q(col)} < ?")
+            params.append(_python(value))
+        select = ", ".join([*map(_q, cols), *([_q(GEOM)] if geometry else [])])
         text = f"SELECT {select} FROM {_q(name)}" + (" WHERE " + " AND ".join(sql) if sql else "")
-        out = []
         kinds = {f.name: f.kind for f in spec.fields}
+        out = []
         for r in self.con.execute(text + " ORDER BY fid", params).fetchall():
-            rec = {
-                c: (bool(v) if kinds[c] == "bool" and v is not None else v)
-                for c, v in zip(cols, r, strict=False)
-            }
-            for c in spec.columns:
-                rec.setdefault(c, None)
-            if spec.geometry:
+            rec = {c: (bool(v) if kinds[c] == "bool" and v is not None else v)
+                   for c, v in zip(cols, r, strict=False)}  # fmt: skip
+            if columns is None:
+                for c in spec.columns:
+                    rec.setdefault(c, None)
+            if geometry:
                 rec["geometry"] = _wkb(np.array([r[len(cols)]], dtype=object))[0]
             out.append(rec)
         return out
+
+    def update_many(self, name: str, changes: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        if not changes:
+            return
+        spec = schema.layer(name)
+        cols = list(update_values(spec, changes[0][1]))
+        if "geometry" in cols or not self.has(name):
+            super().update_many(name, changes)
+            return
+        sets = ", ".join(f"{_q(c)} = ?" for c in cols)
+        self.con.executemany(
+            f"UPDATE {_q(name)} SET {sets} WHERE {_q(spec.key[0])} = ?",
+            [[_python(v[c]) for c in cols] + [_python(k)] for k, v in changes],
+        )
+        self.dirty.add(name)
 
     def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
         if not self.has(name):

@@ -140,9 +140,12 @@ class _PgTx(Tx):
         self.shared: set[str] = set()
         self.dirty: set[str] = set()
         self.swaps: list[tuple[str, str]] = []
+        self._held: set[str] | None = None  # the tables, asked once per transaction
 
     def names(self) -> set[str]:
-        return self.store._names(self.conn)
+        if self._held is None:
+            self._held = self.store._names(self.conn)
+        return set(self._held)
 
     def lock(self, name: str, *, shared: bool) -> None:
         if name in self.exclusive or (shared and name in self.shared):
@@ -178,6 +181,7 @@ class _PgTx(Tx):
             self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
             self.conn.execute(sa.text(f'ALTER TABLE "{aside}" RENAME TO "{name}"'))
         self.swaps = []
+        self._held = None
 
     def _pending(self, name: str) -> None:
         if any(n == name for n, _ in self.swaps):
@@ -187,7 +191,7 @@ class _PgTx(Tx):
         spec = schema.layer(name)
         rows = schema.check(name, rows, what=f"rows for {name}")
         self._pending(name)
-        if not self.has(name):
+        if self._absent(name):
             self._replace(name, rows)
             return
         self.lock(name, shared=True)
@@ -199,33 +203,82 @@ class _PgTx(Tx):
             raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
         self.dirty.add(name)
 
-    def rows(self, name: str, where: Where, *, for_update: bool = False) -> list[dict[str, Any]]:
+    def rows(
+        self,
+        name: str,
+        where: Where,
+        *,
+        for_update: bool = False,
+        below: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
         self._pending(name)
         if not self.has(name):
             return []
         spec = schema.layer(name)
         t = self.store.tables[name]
-        sel: list[Any] = [t.c[c] for c in spec.columns]
-        if spec.geometry:
+        cols = list(spec.columns)
+        if columns is not None:
+            cols = [c for c in cols if c in set(columns) | set(spec.key)]
+        geometry = bool(spec.geometry) and columns is None
+        sel: list[Any] = [t.c[c] for c in cols]
+        if geometry:
             sel.append(sa.func.ST_AsBinary(t.c[GEOM]).label(GEOM))
         q = sa.select(*sel)
         for col, values in check_where(spec, where).items():
             q = q.where(t.c[col].in_(values))
+        for col, value in (below or {}).items():
+            spec.field(col)
+            q = q.where(t.c[col] < _python(value))
         if for_update:
             self.lock(name, shared=True)
             q = q.with_for_update()
         out = []
         for r in self.conn.execute(q).fetchall():
-            rec = dict(zip(spec.columns, r[: len(spec.columns)], strict=True))
-            if spec.geometry:
-                b = r[len(spec.columns)]
+            rec = dict(zip(cols, r[: len(cols)], strict=True))
+            if geometry:
+                b = r[len(cols)]
                 rec["geometry"] = shapely.from_wkb(bytes(b)) if b is not None else None
             out.append(rec)
         return out
 
+    def update_many(self, name: str, changes: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
+        if not changes:
+            return
+        spec = schema.layer(name)
+        cols = list(update_values(spec, changes[0][1]))
+        self._pending(name)
+        if "geometry" in cols or not self.has(name):
+            super().update_many(name, changes)
+            return
+        self.lock(name, shared=True)
+        t = self.store.tables[name]
+        key = spec.key[0]
+        q = (
+            sa.update(t)
+            .where(t.c[key] == sa.bindparam("_key"))
+            .values(**{c: sa.bindparam(f"_{c}") for c in cols})
+        )
+        params = [
+            {"_key": _python(k), **{f"_{c}": _python(v[c]) for c in cols}} for k, v in changes
+        ]
+        self.conn.execute(q, params)
+        self.dirty.add(name)
+
+    def _absent(self, name: str) -> bool:
+        """Whether the layer is still to be made; if so this transaction holds its
+        exclusive lock, so two writers of a new layer cannot both make it (the second
+        would replace the first's committed rows).
+        """
+        if self.has(name):
+            return False
+        self.lock(name, shared=False)
+        self._held = None  # another writer may have made it while we waited
+        return not self.has(name)
+
     def add(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
         self._pending(name)
-        if not self.has(name):
+        if self._absent(name):
             super().add(name, records)
             return
         spec = schema.layer(name)
@@ -239,8 +292,11 @@ class _PgTx(Tx):
                 v[GEOM] = sa.func.ST_GeomFromWKB(shapely.to_wkb(r["geometry"]), 4326)
             values.append(v)
         try:
-            for v in values:  # one statement per row: SQL functions in the values
-                self.conn.execute(sa.insert(t).values(**v))
+            if spec.geometry:
+                for v in values:  # one statement per row: an SQL function in the values
+                    self.conn.execute(sa.insert(t).values(**v))
+            else:
+                self.conn.execute(sa.insert(t), values)
         except sa.exc.IntegrityError as exc:
             orig = getattr(exc, "orig", exc)
             msg = getattr(getattr(orig, "diag", None), "message_detail", None) or "a key exists"
@@ -253,7 +309,7 @@ class _PgTx(Tx):
         )
 
     def take_numbers(self, counter: str, n: int) -> int:
-        if not self.has("counters"):
+        if self._absent("counters"):
             return super().take_numbers(counter, n)
         self.lock("counters", shared=True)
         from sqlalchemy.dialects.postgresql import insert as pg_insert

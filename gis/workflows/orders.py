@@ -428,30 +428,37 @@ def changes(
 def sweep(store: Store, *, clock: Clock = wall_clock, who: str = "deadline-sweep") -> list[str]:
     """Escalate every open order whose stage is over its deadline one level (once per
     stage); returns their ids.
+
+    Only the orders past their deadline are read (deadlines are stored in one format, so
+    the store compares them as text), and they change in one statement.
     """
     if not store.has("orders"):
         return []
+    at = clock()
+    stamp = om.stamp(at)
+    cols = ["state", "level", "version", "stage_start", "deadline", "escalated_at"]
     with store.transaction(lock=LOCK) as tx:
-        df = tx.read("orders", where={"state": list(om.STAGE)})
-        at = clock()
-        late = om.overdue(df, at)
+        rows = tx.rows("orders", {"state": list(om.STAGE)}, below={"deadline": stamp}, columns=cols)
+        late = om.overdue(pd.DataFrame(rows, columns=["id", *cols]), at)
         if not len(late):
             return []
-        stamp = om.stamp(at)
+        late = late.sort_values("id")
+        level = late["level"].map(om.next_level)
+        version = late["version"].astype(int) + 1
+        tx.update_many("orders", [
+            (oid, {"level": lv, "escalated_at": st, "version": int(v), "updated": stamp})
+            for oid, lv, st, v in zip(late["id"], level, late["stage_start"], version, strict=True)
+        ])  # fmt: skip
         first = _next_seq(tx, len(late))
-        steps = []
-        for r in late.to_dict("records"):
-            level = om.next_level(str(r["level"]))
-            tx.update("orders", r["id"], {"level": level, "escalated_at": r["stage_start"],
-                                          "version": int(r["version"]) + 1, "updated": stamp})  # fmt: skip
-            steps.append((r["id"], r["state"], int(r["version"]) + 1, f"{r['level']} -> {level}"))
-        ev = pd.concat([
-            _events(first + i, oid, stamp, who, [("auto_escalate", st, st, v, d)])
-            for i, (oid, st, v, d) in enumerate(steps)
-        ], ignore_index=True)  # fmt: skip
-        tx.insert("order_events", ev)
+        ev = pd.DataFrame({
+            "seq": np.arange(first, first + len(late), dtype=np.int64), "order_id": late["id"].to_numpy(),
+            "at": stamp, "who": who, "action": "auto_escalate", "from_state": late["state"].to_numpy(),
+            "to_state": late["state"].to_numpy(), "version": version.to_numpy(),
+            "detail": (late["level"] + " -> " + level).to_numpy(),
+        })  # fmt: skip
+        tx.add("order_events", ev.to_dict("records"))
         tx.audit(who, "orders.sweep", "orders", f"{len(late)} overdue escalated")
-    return [s[0] for s in steps]
+    return list(late["id"])
 
 
 ASSESS_COLUMNS = {

@@ -254,3 +254,22 @@ def test_an_open_order_follows_its_grid_when_grids_are_redrawn(city):
     assert after["history"][-1]["action"] == "reroute" and old in after["history"][-1]["detail"]
     with city.transaction(lock=("grids", *wo.LOCK)) as tx:  # nothing left to move
         assert wo.reroute(tx, redrawn, "grids update") == 0
+
+
+def test_the_first_orders_of_a_store_sent_at_once_are_all_kept(city):
+    # the orders layer does not exist yet: eight writers may each want to make it
+    who = Principal("hotline", "dispatcher")
+    b = city.read("buildings").sort_values("id").head(8)
+    barrier = threading.Barrier(8)
+
+    def post(i):
+        g = b.geometry.iloc[i]
+        barrier.wait()
+        return wo.create(city, who, {"source": "hotline", "external_id": f"N{i}", "type": "care",
+                                     "description": "探访", "lon": g.x, "lat": g.y})[0]["id"]  # fmt: skip
+
+    with ThreadPoolExecutor(8) as ex:
+        ids = list(ex.map(post, range(8)))
+    assert sorted(city.read("orders")["id"]) == sorted(ids)
+    assert len(city.read("order_events")) == 16
+    assert int(city.read("counters")["value"].iloc[0]) == 16
