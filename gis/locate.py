@@ -70,10 +70,12 @@ class Locator:
                 self.types[str(t)] = (cKDTree(xy[idx]), fac.iloc[idx][["id", "name"]])
 
     def locate(
-        self, x: np.ndarray, y: np.ndarray, crs: str = gcrs.CRS84
+        self, x: np.ndarray, y: np.ndarray, crs: str = gcrs.CRS84, *, facilities: bool = True
     ) -> list[dict[str, Any] | None]:
         """One answer per point (``None`` outside the city); ``x, y`` are longitude and
-        latitude (or easting and northing) in ``crs``, a URI of :func:`gis.crs.resolve`.
+        latitude (or easting and northing) in ``crs``, a URI of :func:`gis.crs.resolve`;
+        without ``facilities`` the nearest facilities are left out (dispatch needs only
+        the grid and its worker).
         """
         lon, lat = gcrs.transformer(crs, inverse=True, axis_order=False)(
             np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -83,12 +85,12 @@ class Locator:
         comm = _first_hit(self.ctree, pts)
         grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)
         # distances only for points in the city: far away the metric zone is meaningless
-        inside = np.flatnonzero(comm >= 0)
+        inside = np.flatnonzero(comm >= 0) if facilities else np.zeros(0, dtype=np.int64)
         mxy = shapely.get_coordinates(
             gpd.GeoSeries(pts[inside], crs=4326).to_crs(self.metric).geometry.values
         )
         nearest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for t, (tree, _) in self.types.items():
+        for t, (tree, _) in (self.types if facilities else {}).items():
             d, j = tree.query(mxy) if len(mxy) else (np.empty(0), np.empty(0, dtype=int))
             full_d, full_j = np.full(len(pts), np.inf), np.zeros(len(pts), dtype=int)
             full_d[inside], full_j[inside] = d, j
@@ -104,10 +106,10 @@ class Locator:
                 if grid[i] >= 0 and self.grids is not None
                 else None
             )
-            facilities = {}
+            near = {}
             for t, (d, j) in nearest.items():
                 rows = self.types[t][1]
-                facilities[t] = {
+                near[t] = {
                     "id": rows["id"].iloc[j[i]],
                     "name": rows["name"].iloc[j[i]],
                     "distance_m": round(float(d[i]), 1),
@@ -127,7 +129,7 @@ class Locator:
                     "community": {"code": c["code"], "name": c["name"]},
                     "grid": {"code": g},
                     "worker": dict(self.worker_of[g]) if g in self.worker_of else None,
-                    "facilities": facilities,
+                    "facilities": near,
                 }
             )
         return out

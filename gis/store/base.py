@@ -64,6 +64,12 @@ def now() -> str:
     return datetime.now(TIMEZONE).isoformat(timespec="seconds")
 
 
+def audit_record(who: str, action: str, target: str, detail: str | None) -> dict[str, Any]:
+    """One row of the ``audit`` layer, as a dict."""
+    return {"id": uuid.uuid4().hex, "at": now(), "who": who, "action": action,
+            "target": str(target), "detail": detail}  # fmt: skip
+
+
 def audit_row(who: str, action: str, target: str, detail: str | None) -> pd.DataFrame:
     """One row of the ``audit`` layer."""
     return pd.DataFrame(
@@ -124,7 +130,7 @@ class Tx(ABC):
 
     def audit(self, who: str, action: str, target: str, detail: str | None = None) -> None:
         """Record this transaction's change: who, when, what (committed with it)."""
-        self.add("audit", audit_row(who, action, target, detail).to_dict("records"))
+        self.add("audit", [audit_record(who, action, target, detail)])
 
     # -- the row path: a few rows as dicts, no frames (work orders, audit rows) ----------
     def rows(

@@ -73,7 +73,11 @@ def month_of_orders(
         t = types[str(kinds[i])]
         at = start + timedelta(days=int(day[i]), hours=int(hour[i]), minutes=int(minute[i]))
         code = hit["community"]["code"]
-        mine = staff.get_group(code) if staff is not None and code in staff.groups else None
+        mine = (
+            staff.get_group(code).to_dict("records")
+            if staff is not None and code in staff.groups
+            else []
+        )
         level, worker, assignee = route(mine, hit, t)
         oid = f"GD{at.strftime('%Y%m%d')}{i:06d}"
         who = worker or "街道"

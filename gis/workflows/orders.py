@@ -51,20 +51,22 @@ def _next_seq(tx: Tx, n: int) -> int:
     return tx.take_numbers("order_events", n) - n + 1
 
 
-def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> pd.DataFrame:  # fmt: skip
-    return pd.DataFrame(
+def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> list[dict[str, Any]]:  # fmt: skip
+    """The ``order_events`` rows of ``steps`` (action, from, to, version, detail)."""
+    return [
         {
-            "seq": np.arange(first, first + len(steps), dtype=np.int64),
+            "seq": first + i,
             "order_id": order_id,
             "at": at,
             "who": who,
-            "action": [s[0] for s in steps],
-            "from_state": [s[1] for s in steps],
-            "to_state": [s[2] for s in steps],
-            "version": [s[3] for s in steps],
-            "detail": [s[4] for s in steps],
-        }
-    )
+            "action": a,
+            "from_state": f,
+            "to_state": to,
+            "version": v,
+            "detail": d,
+        }  # fmt: skip
+        for i, (a, f, to, v, d) in enumerate(steps)
+    ]
 
 
 def _point(tx: Tx, body: Mapping[str, Any]) -> tuple[shapely.Point, str | None]:
@@ -123,7 +125,7 @@ def _check_body(body: Mapping[str, Any], types: Mapping[str, om.OrderType]) -> l
 
 
 def route(
-    staff: pd.DataFrame | None, hit: Mapping[str, Any], t: om.OrderType
+    staff: list[dict[str, Any]], hit: Mapping[str, Any], t: om.OrderType
 ) -> tuple[str, str | None, str]:
     """Level, worker id and the name of who takes an order located at ``hit``: the grid's
     worker; for a vacant post the community's window worker, then its head (``staff``:
@@ -134,11 +136,10 @@ def route(
     w = hit.get("worker")
     if w is not None and not w["vacant"]:
         return "community", str(w["id"]), str(w["name"])
-    if staff is not None and len(staff):
-        for pick in (staff["role"].eq("window"), staff["post"].eq("正职")):
-            hits = staff[pick.fillna(False).to_numpy(dtype=bool)]
-            if len(hits):
-                return "community", str(hits["id"].iloc[0]), str(hits["name"].iloc[0])
+    for col, value in (("role", "window"), ("post", "正职")):
+        found = [s for s in staff if s.get(col) == value]
+        if found:
+            return "community", str(found[0]["id"]), str(found[0]["name"])
     return "community", None, str(w["name"]) if w is not None else f"{hit['community']['name']}"
 
 
@@ -208,7 +209,7 @@ def create(
                 return _public(row, who), False
         point, building = _point(tx, body)
         loc = locator or Locator({n: tx.read(n) for n in LOCATE_LAYERS if tx.has(n)})
-        hit = loc.locate(np.array([point.x]), np.array([point.y]))[0]
+        hit = loc.locate(np.array([point.x]), np.array([point.y]), facilities=False)[0]
         if hit is None:
             raise ValidationError(
                 "work order", [f"the point ({point.x:.6f}, {point.y:.6f}) is outside the city"]
@@ -217,7 +218,7 @@ def create(
             raise AccessError("the point lies outside this key's jurisdiction")
         code = hit["community"]["code"]
         staff = tx.rows("workers", {"community_code": code})
-        level, worker, assignee = route(pd.DataFrame(staff) if staff else None, hit, t)
+        level, worker, assignee = route(staff, hit, t)
         at = clock()
         stamp = om.stamp(at)
         oid = f"GD{at.strftime('%Y%m%d')}{uuid.uuid4().hex[:8].upper()}"
@@ -237,7 +238,7 @@ def create(
         tx.add("order_events", _events(first, oid, stamp, who.name, [
             ("report", None, "reported", 1, t.name_zh),
             ("dispatch", "reported", "dispatched", 1, f"{level}: {assignee}"),
-        ]).to_dict("records"))  # fmt: skip
+        ]))  # fmt: skip
         tx.audit(who.name, "orders.create", oid, f"{t.code} -> {assignee}")
     return _public(row | {"geometry": point}, who), True
 
@@ -334,7 +335,7 @@ def move(
         first = _next_seq(tx, 1)
         tx.add("order_events", _events(first, order_id, stamp, who.name, [
             (action, str(o["state"]), target, new["version"], detail),
-        ]).to_dict("records"))  # fmt: skip
+        ]))  # fmt: skip
         tx.audit(who.name, f"orders.{action}", order_id, f"{o['state']} -> {target}")
     return _public(o | new, who)
 
@@ -550,8 +551,8 @@ def reroute(tx: Tx, grids: gpd.GeoDataFrame, who: str, clock: Clock = wall_clock
         steps.append((r["id"], r["state"], new["version"], f"{r['grid_code']} -> {code}"))
     if steps:
         first = _next_seq(tx, len(steps))
-        tx.insert("order_events", pd.concat([
-            _events(first + k, oid, stamp, who, [("reroute", st, st, v, d)])
-            for k, (oid, st, v, d) in enumerate(steps)
-        ], ignore_index=True))  # fmt: skip
+        tx.add("order_events", [
+            e for k, (oid, st, v, d) in enumerate(steps)
+            for e in _events(first + k, oid, stamp, who, [("reroute", st, st, v, d)])
+        ])  # fmt: skip
     return len(steps)
