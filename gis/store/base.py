@@ -141,8 +141,11 @@ class Tx(ABC):
         for_update: bool = False,
         below: Mapping[str, Any] | None = None,
         columns: Sequence[str] | None = None,
+        above: Mapping[str, Any] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """The rows meeting ``where`` (and ``column < value`` for each of ``below``) as
+        """The rows meeting ``where`` (and ``column < value`` for each of ``below``,
+        ``column > value`` for each of ``above``; at most ``limit``, in key order) as
         dicts (``geometry`` a shapely geometry); with ``for_update``, locked until this
         transaction ends (PostGIS: ``FOR UPDATE``; the GeoPackage has one writer at a time
         anyway); ``columns``: only these (and the key), no geometry. ``[]`` when the layer
@@ -153,7 +156,10 @@ class Tx(ABC):
         df = self.read(name, where=where)
         for col, value in (below or {}).items():
             df = df[df[col].notna() & (df[col] < value)]
-        out = _records(df)
+        for col, value in (above or {}).items():
+            df = df[df[col].notna() & (df[col] > value)]
+        df = df.sort_values(list(schema.layer(name).key))
+        out = _records(df if limit is None else df.head(limit))
         if columns is not None:
             keep = set(columns) | set(schema.layer(name).key)
             out = [{k: v for k, v in r.items() if k in keep} for r in out]

@@ -211,6 +211,8 @@ class _PgTx(Tx):
         for_update: bool = False,
         below: Mapping[str, Any] | None = None,
         columns: Sequence[str] | None = None,
+        above: Mapping[str, Any] | None = None,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         self._pending(name)
         if not self.has(name):
@@ -230,6 +232,12 @@ class _PgTx(Tx):
         for col, value in (below or {}).items():
             spec.field(col)
             q = q.where(t.c[col] < _python(value))
+        for col, value in (above or {}).items():
+            spec.field(col)
+            q = q.where(t.c[col] > _python(value))
+        q = q.order_by(*[t.c[k] for k in spec.key])
+        if limit is not None:
+            q = q.limit(int(limit))
         if for_update:
             self.lock(name, shared=True)
             q = q.with_for_update()

@@ -25,6 +25,7 @@ import shapely
 
 from gis import crs as gcrs
 from gis import orders as om
+from gis import schema
 from gis.access import Principal
 from gis.errors import AccessError, ConflictError, NotFoundError, ValidationError
 from gis.locate import LAYERS as LOCATE_LAYERS
@@ -412,10 +413,10 @@ def changes(
     if not store.has("order_events"):
         return [], after
     with store.snapshot() as tx:
-        ev = tx.read("order_events")
-        ev = ev[ev["seq"] > after].sort_values("seq").head(limit)
-        ids = sorted(set(ev["order_id"]))
+        events = tx.rows("order_events", {}, above={"seq": int(after)}, limit=limit)
+        ids = sorted({e["order_id"] for e in events})
         orders = tx.read("orders", where={"id": ids}) if ids else tx.read("orders").head(0)
+    ev = pd.DataFrame(events, columns=schema.layer("order_events").columns)
     ok = {r["id"] for r in orders.to_dict("records") if _visible(r, who)}
     cursor = int(ev["seq"].max()) if len(ev) else after
     out = [
