@@ -22,6 +22,7 @@ import geopandas as gpd
 import shapely
 
 from gis.graphcut import (
+    GRID_SIZE,
     METRES_PER_DEGREE,
     Graph,
     Refiner,
@@ -66,7 +67,8 @@ def roles(workers: pd.DataFrame, window: pd.Series) -> pd.DataFrame:
 
 def _grid_graph(polys: np.ndarray, hh: np.ndarray) -> Graph:
     n = len(polys)
-    a, b, shared = shared_borders(polys)
+    # grids are drawn on a fixed grid (gis.partition.GRID_SIZE): compare borders on it
+    a, b, shared = shared_borders(polys, grid_size=GRID_SIZE)
     nbrs: list[list[int]] = [[] for _ in range(n)]
     ew: dict[tuple[int, int], int] = {}
     for i, j, length in zip(a.tolist(), b.tolist(), shared.tolist(), strict=True):

@@ -22,6 +22,8 @@ import shapely
 from gis.rules import Band
 
 METRES_PER_DEGREE = 111_320.0
+#: the precision (degrees, ≈ 0.1 mm) grids are drawn at (see gis.partition.union)
+GRID_SIZE = 1e-9
 ROAD_FACTOR = 0.05
 
 
@@ -460,16 +462,22 @@ def polish(g: Graph, comp: np.ndarray, labels: np.ndarray, band: Band) -> np.nda
     return r.labels(comp) if score < start else labels
 
 
-def shared_borders(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def shared_borders(
+    polys: np.ndarray, grid_size: float | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs ``(i, j)``, ``i < j``, of polygons that share a border, and its length (in the
-    polygons' units); polygons touching only at points are left out.
+    polygons' units); polygons touching only at points are left out. ``grid_size``: the
+    borders are compared on that grid (grids drawn on a fixed grid, whose neighbours'
+    borders meet to within it rather than exactly).
     """
     tree = shapely.STRtree(polys)
     a, b = tree.query(polys, predicate="intersects")
     keep = a < b
     a, b = a[keep], b[keep]
     length = shapely.length(
-        shapely.intersection(shapely.boundary(polys[a]), shapely.boundary(polys[b]))
+        shapely.intersection(
+            shapely.boundary(polys[a]), shapely.boundary(polys[b]), grid_size=grid_size
+        )
     )
     ok = length > 0
     return a[ok], b[ok], length[ok]

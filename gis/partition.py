@@ -48,14 +48,20 @@ from gis import blocks, codes, exact, schema
 from gis.blocks import Roads
 from gis.crs import metric_crs_of
 from gis.errors import ValidationError
-from gis.graphcut import ROAD_FACTOR, Graph, best_partition, chains, components, grid_count
+from gis.graphcut import (
+    GRID_SIZE,
+    ROAD_FACTOR,
+    Graph,
+    best_partition,
+    chains,
+    components,
+    grid_count,
+)
 from gis.rules import Band, GridRules
 
 Progress = Callable[[int, int], None]
 #: an internal path costs this share of open ground to cut along (a street: ROAD_FACTOR)
 PATH_FACTOR = 0.3
-#: the precision (degrees, ≈ 0.1 mm) grids are unioned at
-GRID_SIZE = 1e-9
 
 
 @dataclass

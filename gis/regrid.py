@@ -20,7 +20,7 @@ import geopandas as gpd
 import shapely
 
 from gis import schema
-from gis.graphcut import shared_borders
+from gis.graphcut import GRID_SIZE, shared_borders
 from gis.partition import divide_community, number_grids, scale_and_roads
 from gis.rules import Band, GridRules
 
@@ -62,7 +62,7 @@ def _regions(polys: np.ndarray, hh: np.ndarray, band: Band, max_grids: int = 8) 
     neighbours as make the group's households splittable into in-band grids.
     """
     n = len(polys)
-    a, b, shared = shared_borders(polys)
+    a, b, shared = shared_borders(polys, grid_size=GRID_SIZE)  # grids: on their fixed grid
     nbrs: list[dict[int, float]] = [{} for _ in range(n)]
     for i, j, length in zip(a.tolist(), b.tolist(), shared.tolist(), strict=True):
         if length > 0:
