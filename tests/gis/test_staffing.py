@@ -15,7 +15,7 @@ import shapely
 
 from gis.assign import assign
 from gis.errors import ValidationError
-from gis.graphcut import connected
+from gis.graphcut import GRID_SIZE, connected
 from gis.partition import divide
 from gis.regrid import update
 from gis.staffing import GradeRules, StaffRules, apportion, payroll, quotas, salary_table
@@ -125,7 +125,9 @@ def _check_assignment(grids, a):
         i, j = tree.query(polys, predicate="intersects")
         nbrs = [[] for _ in codes]
         for x, y in zip(i, j, strict=True):
-            if x != y and shapely.intersection(polys[x].boundary, polys[y].boundary).length > 0:
+            # grids are drawn on a fixed grid: neighbours' borders meet to within it
+            shared = shapely.intersection(polys[x].boundary, polys[y].boundary, grid_size=GRID_SIZE)
+            if x != y and shared.length > 0:
                 nbrs[x].append(y)
         assert connected(set(range(len(codes))), [np.array(n) for n in nbrs]), worker
 
