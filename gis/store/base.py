@@ -71,17 +71,8 @@ def audit_record(who: str, action: str, target: str, detail: str | None) -> dict
 
 
 def audit_row(who: str, action: str, target: str, detail: str | None) -> pd.DataFrame:
-    """One row of the ``audit`` layer."""
-    return pd.DataFrame(
-        {
-            "id": [uuid.uuid4().hex],
-            "at": [now()],
-            "who": [who],
-            "action": [action],
-            "target": [str(target)],
-            "detail": [detail],
-        }
-    )
+    """One row of the ``audit`` layer, as a frame."""
+    return pd.DataFrame([audit_record(who, action, target, detail)])
 
 
 class Tx(ABC):
