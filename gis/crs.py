@@ -248,6 +248,7 @@ def resolve(text: str | None, metric_epsg: int) -> str:
 
 
 @functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)  # building a PROJ pipeline costs milliseconds; reuse it
 def transformer(
     uri: str, inverse: bool = False, axis_order: bool = True
 ) -> Callable[..., tuple[Array, Array]]:

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
-import geopandas as gpd
 import shapely
 
 from gis import crs as gcrs
@@ -60,6 +59,13 @@ class Locator:
                         "vacant": True,
                     }
         self.metric = metric_crs_of(comms)
+        # plain lists for the per-point answers (a pandas row per point costs more than
+        # the spatial query itself)
+        self._comm_rows = self.comms[["code", "name", "street_code", "district_code"]].to_dict(
+            "records"
+        )
+        self._grid_codes = self.grids["code"].tolist() if self.grids is not None else []
+        self._to_metric = gcrs.transformer(gcrs.crs_uri(int(self.metric.to_epsg() or 4548)), axis_order=False)
         fac = f.get("facilities")
         self.types: dict[str, tuple[cKDTree, pd.DataFrame]] = {}
         if fac is not None and len(fac):
@@ -77,18 +83,17 @@ class Locator:
         without ``facilities`` the nearest facilities are left out (dispatch needs only
         the grid and its worker).
         """
-        lon, lat = gcrs.transformer(crs, inverse=True, axis_order=False)(
-            np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-        )
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        lon, lat = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if crs != gcrs.CRS84:
+            lon, lat = gcrs.transformer(crs, inverse=True, axis_order=False)(lon, lat)
+            lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         pts = shapely.points(lon, lat)
         comm = _first_hit(self.ctree, pts)
         grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)
         # distances only for points in the city: far away the metric zone is meaningless
         inside = np.flatnonzero(comm >= 0) if facilities else np.zeros(0, dtype=np.int64)
-        mxy = shapely.get_coordinates(
-            gpd.GeoSeries(pts[inside], crs=4326).to_crs(self.metric).geometry.values
-        )
+        mx, my = self._to_metric(lon[inside], lat[inside]) if len(inside) else ([], [])
+        mxy = np.column_stack([np.asarray(mx, dtype=float), np.asarray(my, dtype=float)])
         nearest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for t, (tree, _) in (self.types if facilities else {}).items():
             d, j = tree.query(mxy) if len(mxy) else (np.empty(0), np.empty(0, dtype=int))
@@ -100,12 +105,8 @@ class Locator:
             if comm[i] < 0:
                 out.append(None)
                 continue
-            c = self.comms.iloc[comm[i]]
-            g = (
-                self.grids["code"].iloc[grid[i]]
-                if grid[i] >= 0 and self.grids is not None
-                else None
-            )
+            c = self._comm_rows[comm[i]]
+            g = self._grid_codes[grid[i]] if grid[i] >= 0 and self._grid_codes else None
             near = {}
             for t, (d, j) in nearest.items():
                 rows = self.types[t][1]

@@ -17,6 +17,7 @@ Times are Asia/Shanghai, ISO 8601 with offset.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -98,8 +99,19 @@ class OrderType:
 
 
 def catalogue(path: str | Path | None = None) -> dict[str, OrderType]:
-    """The work-order categories (default: the shipped ``order_types.toml``)."""
+    """The work-order categories (default: the shipped ``order_types.toml``; read again
+    only when the file changes).
+    """
     path = Path(path) if path is not None else DATA_DIR / "order_types.toml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = -1  # load_toml says what is wrong with the path
+    return dict(_catalogue(path, stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _catalogue(path: Path, _stamp: int) -> dict[str, OrderType]:
     rows = load_toml(path, "work-order catalogue").get("type")
     if not isinstance(rows, list) or not rows:
         raise ValidationError(f"work-order catalogue {path}", ["no [[type]] entries"])

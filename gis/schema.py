@@ -83,6 +83,14 @@ class Layer:
     fields: tuple[Field, ...]
     geometry: GeometryType | None = None
     label: str = ""
+    #: columns looked up often (besides the key): each gets an index in both stores
+    indexes: tuple[tuple[str, ...], ...] = ()
+    #: rows come and change one by one under load (work orders, their history, audit): no
+    #: write counter is kept for it (concurrent writers would queue on that one counter)
+    #: and it is never cached whole; readers ask the store each time
+    live: bool = False
+    #: an append-only history whose key ``seq`` the store numbers (:meth:`Tx.append`)
+    journal: bool = False
     _by_name: dict[str, Field] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +175,7 @@ LAYERS: dict[str, Layer] = {
             ),
             "Point",
             "楼栋/院落",
+            indexes=(("address",),),
         ),
         Layer(
             "footprints",
@@ -440,13 +449,8 @@ LAYERS: dict[str, Layer] = {
             ),
             "Point",
             "工单",
-        ),
-        Layer(
-            "counters",
-            ("name",),
-            (Field("name", "str", label="计数器"), Field("value", "int", minimum=0, label="值")),
-            None,
-            "计数器",
+            indexes=(("source", "external_id"), ("worker_id",), ("community_code",), ("deadline",)),
+            live=True,
         ),
         Layer(
             "order_events",
@@ -464,6 +468,30 @@ LAYERS: dict[str, Layer] = {
             ),
             None,
             "工单记录",
+            indexes=(("order_id",),),
+            live=True,
+            journal=True,
+        ),
+        Layer(
+            "jobs",
+            ("id",),
+            (
+                Field("id", "str", label="任务编号"),
+                Field("kind", "str", label="类型"),
+                Field(
+                    "status", "str", choices=("queued", "running", "done", "failed"), label="状态"
+                ),
+                Field("owner", "str", label="发起方"),
+                Field("runner", "str", label="执行进程"),
+                Field("created", "str", label="创建时间"),
+                Field("beat", "str", label="最近心跳"),
+                Field("progress", "str", label="进度"),
+                Field("result", "str", nullable=True, required=False, label="结果"),
+                Field("error", "str", nullable=True, required=False, label="错误"),
+            ),
+            None,
+            "后台任务",
+            live=True,
         ),
         Layer(
             "audit",
@@ -478,6 +506,7 @@ LAYERS: dict[str, Layer] = {
             ),
             None,
             "审计日志",
+            live=True,
         ),
     ]
 }

@@ -19,6 +19,7 @@ from fastapi import Request
 
 from api.http.errors import Outage
 from api.settings import Settings
+from gis import schema
 from gis.store import Store
 from gis.workflows.base import with_catalogue
 
@@ -72,11 +73,18 @@ class Layers:
     def get(self, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
         """The layers of ``names`` the store holds (the catalogue for facility types)."""
         self.refresh()
+        live = {n for n in names if n in schema.LAYERS and schema.layer(n).live}
         with self.lock:
-            todo = [n for n in names if n not in self.frames and n in self.names]
+            todo = [n for n in names if n not in self.frames and n in self.names and n not in live]
             if todo:
                 self.frames.update(self.store.read_many(todo))
             out = {n: self.frames[n] for n in names if n in self.frames}
+        # live layers (work orders…) are read each time, never kept: their rows change
+        # without a version to tell (see gis.schema.Layer.live)
+        fresh = [n for n in names if n in live and n in self.names]
+        if fresh:
+            out.update(self.store.read_many(fresh))
+        out = {n: out[n] for n in names if n in out}
         return with_catalogue(out, names)
 
     def memo(self, key: tuple, deps: tuple[str, ...], make: Callable[[], T], size: int = 32) -> T:

@@ -72,7 +72,6 @@ def create_order(
     Idempotent on ``source`` + ``external_id``: a retry answers 200 with the same order.
     """
     o, new = wo.create(ctx.store, who, body.model_dump(), locator=locator(ctx))
-    ctx.changed()
     root = base(request)
     return JSONResponse(
         _feature(o, root), status_code=201 if new else 200,
@@ -109,9 +108,28 @@ def list_orders(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    filter: Annotated[
+        str | None,
+        Query(
+            max_length=20_000,
+            description="CQL2 text over the order's properties, e.g. "
+            "state IN ('dispatched','accepted') AND type = 'repair' AND grid_code LIKE '370405%'",
+        ),
+    ] = None,
+    filter_lang: Annotated[Literal["cql2-text"] | None, Query(alias="filter-lang")] = None,
 ) -> Response:
-    """The orders the caller may see, as a GeoJSON feature collection (OGC API – Features)."""
+    """The orders the caller may see, as a GeoJSON feature collection (OGC API – Features:
+    bbox, ``datetime`` on the creation time, CQL2 ``filter``, paging).
+    """
     from api.http.errors import Problem
+    from api.http.ogc import parse_filter
+
+    cql = None
+    if filter is not None:
+        try:
+            cql = parse_filter(filter, filter_lang, wo.FILTERABLE)
+        except ValueError as exc:
+            raise Problem(400, str(exc)) from None
 
     where = {k: v for k, v in (("state", state), ("type", type), ("grid_code", grid_code),
                                ("community_code", community_code)) if v is not None}  # fmt: skip
@@ -141,7 +159,7 @@ def list_orders(
                 400, f"datetime {datetime!r} is not RFC 3339 (or an interval of two)"
             ) from None
     rows, total = wo.listing(ctx.store, who, where=where, bbox=box, since=since, until=until,
-                             limit=limit, offset=offset)  # fmt: skip
+                             limit=limit, offset=offset, cql=cql)  # fmt: skip
     root = base(request)
     links = [{"rel": "self", "href": str(request.url), "type": "application/geo+json"}]
     if offset + limit < total:
@@ -170,5 +188,4 @@ def transition(
     """
     o = wo.move(ctx.store, who, order_id, body.action, version=body.version, note=body.note,
                 worker_id=body.worker_id, hours=body.hours, satisfaction=body.satisfaction)  # fmt: skip
-    ctx.changed()
     return JSONResponse(o)

@@ -134,13 +134,14 @@ class Tx(ABC):
         columns: Sequence[str] | None = None,
         above: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        last: bool = False,
     ) -> list[dict[str, Any]]:
         """The rows meeting ``where`` (and ``column < value`` for each of ``below``,
         ``column > value`` for each of ``above``; at most ``limit``, in key order) as
         dicts (``geometry`` a shapely geometry); with ``for_update``, locked until this
         transaction ends (PostGIS: ``FOR UPDATE``; the GeoPackage has one writer at a time
-        anyway); ``columns``: only these (and the key), no geometry. ``[]`` when the layer
-        is absent.
+        anyway); ``columns``: only these (and the key), no geometry; ``last``: only the
+        row with the highest key. ``[]`` when the layer is absent.
         """
         if not self.has(name):
             return []
@@ -150,6 +151,8 @@ class Tx(ABC):
         for col, value in (above or {}).items():
             df = df[df[col].notna() & (df[col] > value)]
         df = df.sort_values(list(schema.layer(name).key))
+        if last:
+            df = df.tail(1)
         out = _records(df if limit is None else df.head(limit))
         if columns is not None:
             keep = set(columns) | set(schema.layer(name).key)
@@ -178,17 +181,19 @@ class Tx(ABC):
         """
         return None
 
-    def take_numbers(self, counter: str, n: int) -> int:
-        """Raise the counter by ``n`` and return its new value, holding it until this
-        transaction ends, so numbers taken commit in the order they were taken.
+    def append(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Add rows to a journal (:attr:`gis.schema.Layer.journal`), numbering their key
+        after every number taken before. Numbers only grow; a reader in
+        :meth:`Store.settled` that reads the numbers above its cursor never misses a row
+        that commits later with a lower number.
+
+        Here (the GeoPackage: one writer at a time, so rows commit in the order they are
+        numbered) the next number is one past the highest.
         """
-        row = self.rows("counters", {"name": counter})
-        last = int(row[0]["value"]) if row else 0
-        if row:
-            self.update("counters", counter, {"value": last + n})
-        else:
-            self.add("counters", [{"name": counter, "value": last + n}])
-        return last + n
+        key = schema.layer(name).key[0]
+        last = self.rows(name, {}, columns=[key], last=True)
+        first = int(last[0][key]) + 1 if last else 1
+        self.add(name, [{**r, key: first + i} for i, r in enumerate(records)])
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -272,6 +277,14 @@ class Store(ABC):
     @abstractmethod
     def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
         """A read-only transaction: every read in it sees the same committed state."""
+
+    def settled(self, journal: str) -> contextlib.AbstractContextManager[Tx]:
+        """A read of ``journal`` (see :meth:`Tx.append`) that sees every row numbered up to
+        the highest it sees: none with a lower number can commit afterwards. Here a
+        :meth:`snapshot` (writers commit one at a time, in number order).
+        """
+        schema.layer(journal)
+        return self.snapshot()
 
     @abstractmethod
     def page(

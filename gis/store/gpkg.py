@@ -155,6 +155,7 @@ class _GpkgTx(Tx):
     def __init__(self, store: GeoPackageStore, con: sqlite3.Connection) -> None:
         self.store, self.con = store, con
         self.dirty: set[str] = set()
+        self.rebuilt: set[str] = set()  # whole layers written (their versions always go up)
         self._names: set[str] | None = None
 
     def names(self) -> set[str]:
@@ -172,6 +173,7 @@ class _GpkgTx(Tx):
     def _replace(self, name: str, df: pd.DataFrame) -> None:
         _replace(self.con, schema.layer(name), df)
         self.dirty.add(name)
+        self.rebuilt.add(name)
         self._names = None
 
     def insert(self, name: str, rows: pd.DataFrame) -> None:
@@ -196,6 +198,7 @@ class _GpkgTx(Tx):
         columns: Sequence[str] | None = None,
         above: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        last: bool = False,
     ) -> list[dict[str, Any]]:
         if not self.has(name):
             return []
@@ -213,7 +216,8 @@ class _GpkgTx(Tx):
                 params.append(_python(value))
         select = ", ".join([*map(_q, cols), *([_q(GEOM)] if geometry else [])])
         text = f"SELECT {select} FROM {_q(name)}" + (" WHERE " + " AND ".join(sql) if sql else "")
-        order = ", ".join(_q(k) for k in spec.key)
+        order = ", ".join(_q(k) + (" DESC" if last else "") for k in spec.key)
+        limit = 1 if last else limit
         kinds = {f.name: f.kind for f in spec.fields}
         out = []
         tail = f" ORDER BY {order}" + (f" LIMIT {int(limit)}" if limit is not None else "")
@@ -302,8 +306,10 @@ class _GpkgTx(Tx):
         return int(n)
 
     def bump(self) -> None:
-        """Raise the version of every layer this transaction wrote (just before commit)."""
-        for name in sorted(self.dirty):
+        """Raise the version of every layer this transaction wrote (just before commit;
+        not of live layers, see :attr:`gis.schema.Layer.live`).
+        """
+        for name in sorted(n for n in self.dirty if not schema.layer(n).live or n in self.rebuilt):
             self.con.execute(
                 f"INSERT INTO {_VERSIONS} (layer, v) VALUES (?, 1) "
                 "ON CONFLICT(layer) DO UPDATE SET v = v + 1",
@@ -422,6 +428,10 @@ def _replace(con: sqlite3.Connection, spec: schema.Layer, df: pd.DataFrame) -> N
     _insert_rows(con, spec, df)
     key = ", ".join(map(_q, spec.key))
     con.execute(f"CREATE UNIQUE INDEX {_q(f'ux_{name}_key')} ON {_q(name)} ({key})")
+    for i, cols in enumerate(spec.indexes):
+        con.execute(
+            f"CREATE INDEX {_q(f'ix_{name}_{i}')} ON {_q(name)} ({', '.join(map(_q, cols))})"
+        )
     stamp = now()
     if spec.geometry is None:
         con.execute(

@@ -61,11 +61,15 @@ _SA_TYPES: dict[str, Any] = {
 _VERSIONS = sa.text(
     "CREATE TABLE IF NOT EXISTS gridgis_versions (layer text PRIMARY KEY, v bigint NOT NULL)"
 )
-_BUMP = sa.text(
-    "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(:names AS text[])), 1 "
+_LOCK_RAW = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || %s))"
+_NAMES_RAW = (
+    "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+    "AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)"
+)
+_BUMP_RAW = (
+    "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(%s AS text[])), 1 "
     "ON CONFLICT (layer) DO UPDATE SET v = gridgis_versions.v + 1"
 )
-_LOCK = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || :n))"
 T = TypeVar("T")
 
 
@@ -129,28 +133,84 @@ def _check_idle_connections(engine: sa.Engine) -> None:
         try:
             with dbapi_con.cursor() as cur:
                 cur.execute("SELECT 1")
+            # end the transaction the check opened: a connection handed out "in
+            # transaction" cannot take a snapshot's isolation level (500 after an idle spell)
+            dbapi_con.rollback()
         except psycopg.Error:
             raise sa.exc.DisconnectionError() from None  # the pool retries with a new one
 
 
 class _PgTx(Tx):
+    """A PostgreSQL transaction.
+
+    The row path (work orders, audit rows, edits) speaks to psycopg directly and sends
+    what needs no answer — locks, inserts, updates — together with the next statement
+    whose answer it reads, in one round trip (psycopg's pipeline mode): a work order's
+    create is three round trips instead of fourteen. Statements keep their order, so a
+    lock still comes before the reads that depend on it; an error of a deferred
+    statement surfaces at that round trip and fails the transaction as it would have.
+    Whole-layer work (``read``, ``_replace``, ``insert``) goes through SQLAlchemy after
+    sending what is deferred.
+    """
+
     def __init__(self, store: PostGISStore, conn: sa.Connection, exclusive: set[str]) -> None:
         self.store, self.conn = store, conn
+        self.raw: psycopg.Connection = conn.connection.driver_connection  # type: ignore[assignment]
         self.exclusive = set(exclusive)
         self.shared: set[str] = set()
         self.dirty: set[str] = set()
         self.swaps: list[tuple[str, str]] = []
+        self.deferred: list[tuple[str, Sequence[Any] | None]] = []
+        self.rebuilt: set[str] = set()  # whole layers written (their versions always go up)
         self._held: set[str] | None = None  # the tables, asked once per transaction
 
+    # -- the round trips -------------------------------------------------------------
+    def defer(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Send ``sql`` with the next statement whose answer is read (or at the commit)."""
+        self.deferred.append((sql, params))
+
+    def _send(self, sql: str | None = None, params: Sequence[Any] | None = None) -> psycopg.Cursor | None:  # fmt: skip
+        """Send what is deferred and ``sql`` in one round trip; the cursor of ``sql``
+        (its rows fetched), else ``None``.
+        """
+        if not self.deferred and sql is None:
+            return None
+        todo, self.deferred = self.deferred, []
+        try:
+            cur = self.raw.cursor()
+            if not todo:
+                cur.execute(sql, params)  # type: ignore[arg-type]
+                return cur
+            with self.raw.pipeline():
+                for q, p in todo:
+                    self.raw.execute(q, p)  # type: ignore[arg-type]
+                if sql is not None:
+                    cur.execute(sql, params)  # type: ignore[arg-type]
+            return cur if sql is not None else None
+        except psycopg.errors.IntegrityError as exc:
+            msg = getattr(exc.diag, "message_detail", None) or "a key exists"
+            raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
+
+    def flush(self) -> None:
+        """Send what is deferred (before a statement that goes through SQLAlchemy)."""
+        self._send()
+
     def names(self) -> set[str]:
-        if self._held is None:
-            self._held = self.store._names(self.conn)
+        if self._held is None:  # with what is deferred (the locks come first)
+            cur = self._send(_NAMES_RAW, (list(schema.LAYERS),))
+            self._held = {r[0] for r in cur.fetchall()}  # type: ignore[union-attr]
+            self.store.known |= self._held
         return set(self._held)
+
+    def has(self, name: str) -> bool:
+        # a gridgis table, once there, stays (a rebuild swaps a new one in within its
+        # transaction): a layer seen before needs no question; an absent one is asked
+        return name in self.store.known or name in self.names()
 
     def lock(self, name: str, *, shared: bool) -> None:
         if name in self.exclusive or (shared and name in self.shared):
             return
-        self.conn.execute(sa.text(_LOCK.format(mode="_shared" if shared else "")), {"n": name})
+        self.defer(_LOCK_RAW.format(mode="_shared" if shared else ""), (name,))
         (self.shared if shared else self.exclusive).add(name)
 
     def read(
@@ -159,10 +219,12 @@ class _PgTx(Tx):
         self._pending(name)
         if not self.has(name):
             raise self.store._missing(name, self.names())
+        self.flush()
         return self.store._read(self.conn, name, None, where, columns)
 
     def _replace(self, name: str, df: pd.DataFrame) -> None:
         self.lock(name, shared=False)
+        self.flush()
         spec = schema.layer(name)
         aside = f"{name}__{uuid.uuid4().hex[:8]}"
         t = _table(spec, sa.MetaData(), aside)
@@ -172,16 +234,36 @@ class _PgTx(Tx):
             self.conn.execute(
                 sa.text(f'CREATE INDEX "{aside}_geom_idx" ON "{aside}" USING gist ("{GEOM}")')
             )
+        for i, cols in enumerate(spec.indexes):
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            self.conn.execute(sa.text(f'CREATE INDEX "{aside}_ix{i}" ON "{aside}" ({quoted})'))
         self.swaps.append((name, aside))
         self.dirty.add(name)
+        self.rebuilt.add(name)
 
     def swap(self) -> None:
         """Put the layers built aside in place (short locks, just before the commit)."""
+        if not self.swaps:
+            return
+        self.flush()
         for name, aside in self.swaps:
             self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
             self.conn.execute(sa.text(f'ALTER TABLE "{aside}" RENAME TO "{name}"'))
+            if schema.layer(name).journal:
+                self._renumber(name)
         self.swaps = []
         self._held = None
+
+    def _renumber(self, name: str) -> None:
+        """The journal's number sequence, after its highest number (a journal rebuilt or
+        loaded in bulk brings its own numbers).
+        """
+        seq = f'"{name}_seq"'
+        self.conn.execute(sa.text(f"CREATE SEQUENCE IF NOT EXISTS {seq}"))
+        self.conn.execute(sa.text(
+            f"SELECT setval('{seq}', GREATEST((SELECT max(seq) FROM \"{name}\"), "
+            f"(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {seq}), 0) + 1, false)"
+        ))  # fmt: skip
 
     def _pending(self, name: str) -> None:
         if any(n == name for n, _ in self.swaps):
@@ -195,12 +277,15 @@ class _PgTx(Tx):
             self._replace(name, rows)
             return
         self.lock(name, shared=True)
+        self.flush()
         try:
             self.store._copy(self.conn, spec, rows)
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
             orig = getattr(exc, "orig", exc)
             msg = getattr(getattr(orig, "diag", None), "message_detail", None) or "a key exists"
             raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
+        if spec.journal:
+            self._renumber(name)
         self.dirty.add(name)
 
     def rows(
@@ -213,36 +298,35 @@ class _PgTx(Tx):
         columns: Sequence[str] | None = None,
         above: Mapping[str, Any] | None = None,
         limit: int | None = None,
+        last: bool = False,
     ) -> list[dict[str, Any]]:
         self._pending(name)
+        if not self.has(name) and self.deferred:
+            # the locks asked for come first: the writer they waited for may have made it
+            self.flush()
+            self._held = None
         if not self.has(name):
             return []
         spec = schema.layer(name)
-        t = self.store.tables[name]
         cols = list(spec.columns)
         if columns is not None:
             cols = [c for c in cols if c in set(columns) | set(spec.key)]
         geometry = bool(spec.geometry) and columns is None
-        sel: list[Any] = [t.c[c] for c in cols]
-        if geometry:
-            sel.append(sa.func.ST_AsBinary(t.c[GEOM]).label(GEOM))
-        q = sa.select(*sel)
-        for col, values in check_where(spec, where).items():
-            q = q.where(t.c[col].in_(values))
-        for col, value in (below or {}).items():
-            spec.field(col)
-            q = q.where(t.c[col] < _python(value))
-        for col, value in (above or {}).items():
-            spec.field(col)
-            q = q.where(t.c[col] > _python(value))
-        q = q.order_by(*[t.c[k] for k in spec.key])
+        sel = ", ".join(
+            [*(f'"{c}"' for c in cols), *([f'ST_AsBinary("{GEOM}")'] if geometry else [])]
+        )
+        conds, params = _conditions(spec, where, below, above)
+        sql = f'SELECT {sel} FROM "{name}"' + (" WHERE " + " AND ".join(conds) if conds else "")
+        sql += " ORDER BY " + ", ".join(f'"{k}"' + (" DESC" if last else "") for k in spec.key)
+        limit = 1 if last else limit
         if limit is not None:
-            q = q.limit(int(limit))
+            sql += f" LIMIT {int(limit)}"
         if for_update:
             self.lock(name, shared=True)
-            q = q.with_for_update()
+            sql += " FOR UPDATE"
+        cur = self._send(sql, params)
         out = []
-        for r in self.conn.execute(q).fetchall():
+        for r in cur.fetchall():  # type: ignore[union-attr]
             rec = dict(zip(cols, r[: len(cols)], strict=True))
             if geometry:
                 b = r[len(cols)]
@@ -250,27 +334,38 @@ class _PgTx(Tx):
             out.append(rec)
         return out
 
+    def _assignments(self, spec: schema.Layer, values: Mapping[str, Any]) -> tuple[list[str], list[Any]]:  # fmt: skip
+        sets, params = [], []
+        for col, value in values.items():
+            if col == "geometry":
+                sets.append(f'"{GEOM}" = ST_GeomFromWKB(%s, 4326)')
+                params.append(shapely.to_wkb(value))
+            else:
+                sets.append(f'"{col}" = %s')
+                params.append(_python(value))
+        return sets, params
+
     def update_many(self, name: str, changes: Sequence[tuple[Any, Mapping[str, Any]]]) -> None:
         if not changes:
             return
         spec = schema.layer(name)
-        cols = list(update_values(spec, changes[0][1]))
         self._pending(name)
-        if "geometry" in cols or not self.has(name):
-            super().update_many(name, changes)
-            return
+        if not self.has(name):
+            raise self.store._missing(name, self.names())
         self.lock(name, shared=True)
-        t = self.store.tables[name]
-        key = spec.key[0]
-        q = (
-            sa.update(t)
-            .where(t.c[key] == sa.bindparam("_key"))
-            .values(**{c: sa.bindparam(f"_{c}") for c in cols})
-        )
-        params = [
-            {"_key": _python(k), **{f"_{c}": _python(v[c]) for c in cols}} for k, v in changes
+        cols = list(update_values(spec, changes[0][1]))
+        sets, _ = self._assignments(spec, {c: changes[0][1][c] for c in cols})
+        sql = f'UPDATE "{name}" SET {", ".join(sets)} WHERE "{spec.key[0]}" = %s'
+        rows = [
+            [*self._assignments(spec, {c: v[c] for c in cols})[1], _python(k)] for k, v in changes
         ]
-        self.conn.execute(q, params)
+        if len(rows) <= 16:  # a few: with the next round trip
+            for p in rows:
+                self.defer(sql, p)
+        else:  # many: psycopg sends them in a pipeline of its own
+            self.flush()
+            with self.raw.cursor() as cur:
+                cur.executemany(sql, rows)
         self.dirty.add(name)
 
     def _absent(self, name: str) -> bool:
@@ -281,6 +376,7 @@ class _PgTx(Tx):
         if self.has(name):
             return False
         self.lock(name, shared=False)
+        self.flush()
         self._held = None  # another writer may have made it while we waited
         return not self.has(name)
 
@@ -289,45 +385,44 @@ class _PgTx(Tx):
         if self._absent(name):
             super().add(name, records)
             return
+        self._insert_records(schema.layer(name), schema.check_records(name, records))
+
+    def _insert_records(self, spec: schema.Layer, rows: Sequence[Mapping[str, Any]], numbered: bool = False) -> None:  # fmt: skip
+        """INSERT rows (deferred); ``numbered``: the key from the journal's sequence."""
+        self.lock(spec.name, shared=True)
+        fields = [f.name for f in spec.fields]
+        one = [
+            f"nextval('\"{spec.name}_seq\"')" if numbered and c == spec.key[0] else "%s"
+            for c in fields
+        ]
+        if spec.geometry:
+            one.append("ST_GeomFromWKB(%s, 4326)")
+        cols = ", ".join(f'"{c}"' for c in [*fields, *([GEOM] if spec.geometry else [])])
+        per_row = len(one) - (1 if numbered else 0)
+        chunk = max(1, 30_000 // max(1, per_row))  # PostgreSQL takes 65,535 parameters at most
+        for start in range(0, len(rows), chunk):
+            params: list[Any] = []
+            part = rows[start : start + chunk]
+            for r in part:
+                params += [_python(r[c]) for c in fields if not (numbered and c == spec.key[0])]
+                if spec.geometry:
+                    params.append(shapely.to_wkb(r["geometry"]))
+            values = ", ".join(f"({', '.join(one)})" for _ in part)
+            self.defer(f'INSERT INTO "{spec.name}" ({cols}) VALUES {values}', params)
+        self.dirty.add(spec.name)
+
+    def append(self, name: str, records: Sequence[Mapping[str, Any]]) -> None:
         spec = schema.layer(name)
-        rows = schema.check_records(name, records)
-        self.lock(name, shared=True)
-        t = self.store.tables[name]
-        values = []
-        for r in rows:
-            v = {f.name: r[f.name] for f in spec.fields}
-            if spec.geometry:
-                v[GEOM] = sa.func.ST_GeomFromWKB(shapely.to_wkb(r["geometry"]), 4326)
-            values.append(v)
-        try:
-            if spec.geometry:
-                for v in values:  # one statement per row: an SQL function in the values
-                    self.conn.execute(sa.insert(t).values(**v))
-            else:
-                self.conn.execute(sa.insert(t), values)
-        except sa.exc.IntegrityError as exc:
-            orig = getattr(exc, "orig", exc)
-            msg = getattr(getattr(orig, "diag", None), "message_detail", None) or "a key exists"
-            raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
-        self.dirty.add(name)
+        self._pending(name)
+        if self._absent(name):
+            super().append(name, records)
+            return
+        key = spec.key[0]
+        rows = schema.check_records(name, [{**r, key: 1} for r in records])
+        self._insert_records(spec, rows, numbered=True)
 
     def lock_key(self, key: str) -> None:
-        self.conn.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"), {"k": key}
-        )
-
-    def take_numbers(self, counter: str, n: int) -> int:
-        if self._absent("counters"):
-            return super().take_numbers(counter, n)
-        self.lock("counters", shared=True)
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        t = self.store.tables["counters"]
-        q = pg_insert(t).values(name=counter, value=n)
-        q = q.on_conflict_do_update(index_elements=["name"], set_={"value": t.c.value + n})
-        value = self.conn.execute(q.returning(t.c.value)).scalar_one()
-        self.dirty.add("counters")
-        return int(value)
+        self.defer("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (key,))
 
     def update(self, name: str, key: Any, values: Mapping[str, Any]) -> None:
         spec = schema.layer(name)
@@ -336,17 +431,12 @@ class _PgTx(Tx):
         if not self.has(name):
             raise self.store._missing(name, self.names())
         self.lock(name, shared=True)
-        t = self.store.tables[name]
-        params: dict[str, Any] = {}
-        for col, value in vals.items():
-            if col == "geometry":
-                params[GEOM] = sa.func.ST_GeomFromWKB(shapely.to_wkb(value), 4326)
-            else:
-                params[col] = _python(value)
-        n = self.conn.execute(
-            sa.update(t).where(t.c[spec.key[0]] == _python(key)).values(**params)
-        ).rowcount
-        if n == 0:
+        sets, params = self._assignments(spec, vals)
+        cur = self._send(
+            f'UPDATE "{name}" SET {", ".join(sets)} WHERE "{spec.key[0]}" = %s',
+            [*params, _python(key)],
+        )
+        if cur is None or cur.rowcount == 0:
             raise LayerNotFoundError(f"{name} has no row with {spec.key[0]} = {key!r}")
         self.dirty.add(name)
 
@@ -356,17 +446,56 @@ class _PgTx(Tx):
         if not self.has(name):
             raise self.store._missing(name, self.names())
         self.lock(name, shared=True)
-        t = self.store.tables[name]
-        n = self.conn.execute(
-            sa.delete(t).where(t.c[spec.key[0]].in_([_python(k) for k in keys]))
-        ).rowcount
+        keys = [_python(k) for k in keys]
+        if not keys:
+            return 0
+        cur = self._send(f'DELETE FROM "{name}" WHERE "{spec.key[0]}" = ANY(%s)', [keys])
         self.dirty.add(name)
-        return int(n)
+        return int(cur.rowcount)  # type: ignore[union-attr]
 
     def finish(self) -> None:
+        """Send what is left, raise the versions, and commit — one round trip."""
         self.swap()
-        if self.dirty:
-            self.conn.execute(_BUMP, {"names": sorted(self.dirty)})
+        bump = sorted(n for n in self.dirty if not schema.layer(n).live or n in self.rebuilt)
+        if bump:
+            self.defer(_BUMP_RAW, (bump,))
+        if not self.deferred:
+            return
+        todo, self.deferred = self.deferred, []
+        try:
+            with self.raw.pipeline():
+                for q, p in todo:
+                    self.raw.execute(q, p)  # type: ignore[arg-type]
+                self.raw.commit()  # SQLAlchemy's commit after this finds nothing to do
+        except psycopg.errors.IntegrityError as exc:
+            msg = getattr(exc.diag, "message_detail", None) or "a key exists"
+            raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
+
+
+def _conditions(
+    spec: schema.Layer,
+    where: Where | None,
+    below: Mapping[str, Any] | None,
+    above: Mapping[str, Any] | None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (psycopg placeholders) for ``where`` and the bounds."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for col, values in check_where(spec, where).items():
+        if len(values) == 1:
+            conds.append(f'"{col}" = %s')
+            params.append(_python(values[0]))
+        elif not values:
+            conds.append("false")
+        else:
+            conds.append(f'"{col}" = ANY(%s)')
+            params.append([_python(v) for v in values])
+    for op, bounds in (("<", below), (">", above)):
+        for col, value in (bounds or {}).items():
+            spec.field(col)
+            conds.append(f'"{col}" {op} %s')
+            params.append(_python(value))
+    return conds, params
 
 
 def _python(v: Any) -> Any:
@@ -385,6 +514,8 @@ class PostGISStore(Store):
         self.engine = sa.create_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
         _check_idle_connections(self.engine)
         self.metadata = sa.MetaData()
+        #: layers seen in the database (tables are never dropped, only swapped: see has)
+        self.known: set[str] = set()
         self.tables = {n: _table(s, self.metadata) for n, s in schema.LAYERS.items()}
         try:
             with self.engine.begin() as conn:
@@ -491,6 +622,16 @@ class PostGISStore(Store):
             raise _unavailable(self.url, exc) from None
 
     @contextlib.contextmanager
+    def settled(self, journal: str) -> Iterator[Tx]:
+        """A transaction that first waits for every appender of ``journal`` in flight (they
+        hold its lock shared from before their numbers are taken to their commit) and
+        holds new ones off while it reads: every number below the highest it sees has
+        committed or is gone (read committed: each read after the wait sees all of them).
+        """
+        with self.transaction(lock=(journal,)) as tx:
+            yield tx
+
+    @contextlib.contextmanager
     def transaction(self, *, lock: Iterable[str] = (), wait: float | None = None) -> Iterator[Tx]:
         """One PostgreSQL transaction holding exclusive advisory locks on ``lock``."""
         wait = DEFAULT_WAIT if wait is None else wait
@@ -499,16 +640,18 @@ class PostGISStore(Store):
             schema.layer(n)
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.text(f"SET LOCAL lock_timeout = '{max(1, int(wait * 1000))}ms'"))
                 tx = _PgTx(self, conn, set())
+                tx.defer(
+                    "SELECT set_config('lock_timeout', %s, true)",
+                    (f"{max(1, int(wait * 1000))}ms",),
+                )
                 for n in names:  # always in name order, so two writers cannot deadlock
                     tx.lock(n, shared=False)
                 yield tx
                 tx.finish()
-        except sa.exc.OperationalError as exc:
-            if isinstance(
-                exc.orig, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected
-            ):
+        except (sa.exc.OperationalError, psycopg.OperationalError) as exc:
+            orig = getattr(exc, "orig", exc)
+            if isinstance(orig, psycopg.errors.LockNotAvailable | psycopg.errors.DeadlockDetected):
                 raise StoreBusyError(
                     f"{self.url}: another write holds the layers this one needs; gave up after "
                     f"{wait:g} s, try again"

@@ -2,9 +2,11 @@
 service loop has something to show.
 
 Orders arrive by time of day (few at night, peaks mid-morning and after work), at
-buildings weighted by their households; each goes through the loop with stage times drawn
-around the category's deadlines, so a realistic share runs late, and the newest are still
-open at the month's end. (Weighting places by facility gaps is not done yet.)
+buildings weighted by their households and by the facility gaps of their grid (where
+services are out of walking reach, residents call the hotline more: a grid no facility
+covers draws up to twice the orders per household); each goes through the loop with stage
+times drawn around the category's deadlines, so a realistic share runs late, and the
+newest are still open at the month's end.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 import geopandas as gpd
+import shapely
 
 from gis import orders as om
 from gis import schema
@@ -27,6 +30,8 @@ from gis.store.base import TIMEZONE
 PER_1000 = 5.0
 TYPE_P = {"sanitation": 0.28, "repair": 0.24, "dispute": 0.10, "hazard": 0.10, "livelihood": 0.18,
           "care": 0.10}  # fmt: skip
+#: how much more a household in a grid no facility covers calls than one fully covered
+GAP_WEIGHT = 1.0
 #: arrivals per hour of day (relative)
 HOURLY = np.array(
     [1, 0.5, 0.3, 0.3, 0.4, 0.8, 2, 4, 7, 9, 9, 8, 6, 6, 7, 8, 8, 7, 6, 5, 4, 3, 2, 1.5]
@@ -41,10 +46,31 @@ DESCRIPTIONS = {
 }
 
 
+def gap_of_buildings(frames: dict[str, pd.DataFrame]) -> np.ndarray:
+    """Per building, the share of its grid's households out of reach of a facility,
+    averaged over the facility types (0 where there is no coverage table or grid).
+    """
+    b = frames["buildings"]
+    cov, grids = frames.get("coverage"), frames.get("grids")
+    out = np.zeros(len(b))
+    if cov is None or grids is None or not len(cov) or not len(grids):
+        return out
+    g = cov[cov["level"] == "grid"]
+    share = 1 - g["covered"] / g["served"].where(g["served"] > 0)
+    gap = share.groupby(g["code"]).mean().fillna(0.0).clip(0, 1)
+    inside, grid = shapely.STRtree(grids.geometry.values).query(
+        b.geometry.values, predicate="intersects"
+    )
+    first = pd.Series(grid, index=inside).groupby(level=0).min()  # a point on a border: one grid
+    codes = grids["code"].to_numpy()[first.to_numpy()]
+    out[first.index.to_numpy()] = gap.reindex(codes).fillna(0.0).to_numpy()
+    return out
+
+
 def month_of_orders(
     frames: dict[str, pd.DataFrame], start: datetime, *, days: int = 30, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
-    """Layers ``orders``, ``order_events`` and ``counters`` for ``days`` from ``start``."""
+    """Layers ``orders`` and ``order_events`` for ``days`` from ``start``."""
     from gis.workflows.orders import route
 
     rng = np.random.default_rng(seed)
@@ -52,7 +78,8 @@ def month_of_orders(
     b = frames["buildings"]
     hh = b["households"].to_numpy(dtype=float)
     n = int(round(hh.sum() / 1000 * PER_1000 * days / 30))
-    pick = rng.choice(len(b), size=n, p=hh / hh.sum())
+    weight = hh * (1 + GAP_WEIGHT * gap_of_buildings(frames))
+    pick = rng.choice(len(b), size=n, p=weight / weight.sum())
     pts = b.geometry.values[pick]
     loc = Locator({k: frames[k] for k in LOCATE_LAYERS if k in frames})
     hits = loc.locate(np.array([p.x for p in pts]), np.array([p.y for p in pts]))
@@ -128,7 +155,6 @@ def month_of_orders(
     return {
         "orders": schema.conform("orders", o),
         "order_events": schema.conform("order_events", ev),
-        "counters": pd.DataFrame({"name": ["order_events"], "value": [len(ev)]}),
     }
 
 

@@ -1,11 +1,12 @@
 """Work-order workflows: create (located, dispatched), move through the states, read, the
 change feed and the deadline sweep.
 
-Every write is one transaction holding the lock on ``orders``, ``order_events`` and
-``counters`` from its first read to its commit, with its event rows (the history, which is
-also the change feed) and an audit row. The feed's sequence numbers are taken under that
-lock, so they commit in the order they are numbered: a consumer reading ``seq > cursor``
-never misses a change and never sees one twice.
+Every write is one transaction with its event rows (the history, which is also the change
+feed) and an audit row; a move holds its order's row from the read to the commit. Events
+are appended to the ``order_events`` journal, which the store numbers; the feed reader
+settles the journal first (waits for appenders in flight), so a consumer reading
+``seq > cursor`` never misses a change and never sees one twice, while writers of
+different orders never wait for each other.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from gis.locate import Locator
 from gis.store import Store, Tx
 from gis.store.base import TIMEZONE
 
-LOCK = ("counters", "order_events", "orders")
+LOCK = ("order_events", "orders")
 Clock = Callable[[], datetime]
 MAX_TEXT = 2000
 MAX_ATTACHMENTS = 10
@@ -45,18 +46,12 @@ def wall_clock() -> datetime:
     return datetime.now(TIMEZONE)
 
 
-def _next_seq(tx: Tx, n: int) -> int:
-    """Reserve ``n`` feed numbers (held until the commit, so they commit in order);
-    returns the first.
+def _events(order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> list[dict[str, Any]]:  # fmt: skip
+    """The ``order_events`` rows of ``steps`` (action, from, to, version, detail); the
+    store numbers them (:meth:`gis.store.Tx.append`).
     """
-    return tx.take_numbers("order_events", n) - n + 1
-
-
-def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str, str | None, str, int, str | None]]) -> list[dict[str, Any]]:  # fmt: skip
-    """The ``order_events`` rows of ``steps`` (action, from, to, version, detail)."""
     return [
         {
-            "seq": first + i,
             "order_id": order_id,
             "at": at,
             "who": who,
@@ -66,7 +61,7 @@ def _events(first: int, order_id: str, at: str, who: str, steps: list[tuple[str,
             "version": v,
             "detail": d,
         }  # fmt: skip
-        for i, (a, f, to, v, d) in enumerate(steps)
+        for a, f, to, v, d in steps
     ]
 
 
@@ -218,7 +213,10 @@ def create(
         if who.at_least("supervisor") and not who.covers(hit["community"]["code"]):
             raise AccessError("the point lies outside this key's jurisdiction")
         code = hit["community"]["code"]
-        staff = tx.rows("workers", {"community_code": code})
+        w = hit.get("worker")
+        vacant = t.handler != "street" and (w is None or w["vacant"])
+        # the community's staff only when the grid's post is vacant (one round trip less)
+        staff = tx.rows("workers", {"community_code": code}) if vacant else []
         level, worker, assignee = route(staff, hit, t)
         at = clock()
         stamp = om.stamp(at)
@@ -235,13 +233,21 @@ def create(
             "delay_requested": False, "escalated_at": None, "satisfaction": None,
         }  # fmt: skip
         tx.add("orders", [row | {"geometry": point}])
-        first = _next_seq(tx, 2)
-        tx.add("order_events", _events(first, oid, stamp, who.name, [
+        tx.append("order_events", _events(oid, stamp, who.name, [
             ("report", None, "reported", 1, t.name_zh),
             ("dispatch", "reported", "dispatched", 1, f"{level}: {assignee}"),
         ]))  # fmt: skip
         tx.audit(who.name, "orders.create", oid, f"{t.code} -> {assignee}")
     return _public(row | {"geometry": point}, who), True
+
+
+#: what a CQL2 filter on orders may use: every property but the reporter's contact
+#: (personal data, not a search key) — and the point
+FILTERABLE = {
+    **{f.name: {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[f.kind]
+       for f in schema.layer("orders").fields if f.name != "reporter"},
+    "geometry": "geometry",
+}  # fmt: skip
 
 
 def _may_see_orders(who: Principal) -> bool:
@@ -332,9 +338,9 @@ def move(
             new["stage_start"] = stamp if stage else None
             new["deadline"] = om.stamp(om.deadline(t, stage, at)) if stage else None
             new["delay_h"], new["delay_requested"] = 0.0, False
-        tx.update("orders", order_id, new)
-        first = _next_seq(tx, 1)
-        tx.add("order_events", _events(first, order_id, stamp, who.name, [
+        # the row is locked and known to be there: the update goes with the commit
+        tx.update_many("orders", [(order_id, new)])
+        tx.append("order_events", _events(order_id, stamp, who.name, [
             (action, str(o["state"]), target, new["version"], detail),
         ]))  # fmt: skip
         tx.audit(who.name, f"orders.{action}", order_id, f"{o['state']} -> {target}")
@@ -363,9 +369,11 @@ def listing(
     limit: int = 100,
     offset: int = 0,
     clock: Clock = wall_clock,
+    cql: Any = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """The orders the caller may see (filters on columns, a bbox, a creation time range),
-    with their deadline colour now; and how many match.
+    """The orders the caller may see (filters on columns, a bbox, a creation time range,
+    a CQL2 filter as parsed by :func:`api.http.ogc.parse_filter` over
+    :data:`FILTERABLE`), with their deadline colour now; and how many match.
     """
     if not (who.role in ("worker", "dispatcher") or who.at_least("supervisor")):
         raise AccessError("work orders are for supervisors, their workers and dispatchers")
@@ -378,6 +386,11 @@ def listing(
         df = df[df["creator"] == who.name]
     elif who.scope:
         df = df[df["community_code"].str.startswith(who.scope)]
+    if cql is not None and cql is not True and len(df):
+        from pygeofilter.backends.geopandas.evaluate import to_filter
+
+        mask = False if cql is False else to_filter(df, cql, {c: c for c in FILTERABLE})
+        df = df[np.broadcast_to(np.asarray(mask, dtype=bool), (len(df),))]
     created = pd.to_datetime(df["created"], utc=True, format="ISO8601")
     for bound, keep in ((since, lambda c, b: c >= b), (until, lambda c, b: c <= b)):
         if bound is not None:
@@ -412,7 +425,7 @@ def changes(
         raise AccessError("the change feed is for supervisors, their workers and dispatchers")
     if not store.has("order_events"):
         return [], after
-    with store.snapshot() as tx:
+    with store.settled("order_events") as tx:  # no change can commit below the cursor
         events = tx.rows("order_events", {}, above={"seq": int(after)}, limit=limit)
         ids = sorted({e["order_id"] for e in events})
         orders = tx.read("orders", where={"id": ids}) if ids else tx.read("orders").head(0)
@@ -451,14 +464,13 @@ def sweep(store: Store, *, clock: Clock = wall_clock, who: str = "deadline-sweep
             (oid, {"level": lv, "escalated_at": st, "version": int(v), "updated": stamp})
             for oid, lv, st, v in zip(late["id"], level, late["stage_start"], version, strict=True)
         ])  # fmt: skip
-        first = _next_seq(tx, len(late))
         ev = pd.DataFrame({
-            "seq": np.arange(first, first + len(late), dtype=np.int64), "order_id": late["id"].to_numpy(),
+            "order_id": late["id"].to_numpy(),
             "at": stamp, "who": who, "action": "auto_escalate", "from_state": late["state"].to_numpy(),
             "to_state": late["state"].to_numpy(), "version": version.to_numpy(),
             "detail": (late["level"] + " -> " + level).to_numpy(),
         })  # fmt: skip
-        tx.add("order_events", ev.to_dict("records"))
+        tx.append("order_events", ev.to_dict("records"))
         tx.audit(who, "orders.sweep", "orders", f"{len(late)} overdue escalated")
     return list(late["id"])
 
@@ -551,9 +563,7 @@ def reroute(tx: Tx, grids: gpd.GeoDataFrame, who: str, clock: Clock = wall_clock
         tx.update("orders", r["id"], new)
         steps.append((r["id"], r["state"], new["version"], f"{r['grid_code']} -> {code}"))
     if steps:
-        first = _next_seq(tx, len(steps))
-        tx.add("order_events", [
-            e for k, (oid, st, v, d) in enumerate(steps)
-            for e in _events(first + k, oid, stamp, who, [("reroute", st, st, v, d)])
+        tx.append("order_events", [
+            e for oid, st, v, d in steps for e in _events(oid, stamp, who, [("reroute", st, st, v, d)])
         ])  # fmt: skip
     return len(steps)

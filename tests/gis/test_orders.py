@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -143,3 +144,22 @@ def test_a_synthetic_month_goes_through_the_loop_and_the_map_shows_it(map_frames
     repeats = mine.groupby(["building_id", "type"]).size()
     assert len(v.hot_spots) == int((repeats >= mapdata.HOT_SPOT).sum())
     assert "reporter" not in v.open.columns
+
+
+def test_synthetic_orders_come_more_often_from_grids_facilities_leave_uncovered(map_frames):
+    from gis.synth.orders import gap_of_buildings, month_of_orders
+
+    gap = gap_of_buildings(map_frames)
+    b = map_frames["buildings"]
+    assert gap.shape == (len(b),) and 0 < gap.max() <= 1 and gap.min() >= 0
+    o = month_of_orders(map_frames, datetime(2026, 10, 1, tzinfo=TIMEZONE), seed=5)["orders"]
+    per_building = o.groupby("building_id").size().reindex(b["id"]).fillna(0).to_numpy()
+    hh = b["households"].to_numpy(dtype=float)
+    worse = gap >= np.quantile(gap, 0.75)
+    better = gap <= np.quantile(gap, 0.25)
+    rate = lambda m: per_building[m].sum() / hh[m].sum()  # noqa: E731
+    # orders per household: the least covered quarter of buildings calls more than the best
+    assert rate(worse) > 1.15 * rate(better), (rate(worse), rate(better))
+    # without a coverage table the weights are households alone
+    bare = {k: v for k, v in map_frames.items() if k != "coverage"}
+    assert not gap_of_buildings(bare).any()
