@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default=100.0, ge=0, description="Requests per second per API key (0: no limit)."
     )
     rate_burst: int = Field(default=300, ge=1, description="Requests a key may make at once.")
+    processes: int = Field(
+        default=1,
+        ge=1,
+        description="Server processes (set by `serve --workers`): each takes 1/N of the rate limit.",
+    )
     rate_limit_loopback_exempt: bool = Field(
         default=False, description="Requests from this machine pass the rate limit (benchmarks)."
     )

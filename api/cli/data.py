@@ -221,17 +221,36 @@ def serve(
     store: StoreOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Server processes (state they share — jobs, keys — is in the store).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the store over HTTP: OGC API – Features, /locate, maps at /maps/…, docs at
     /docs. Clients send a key (gridgis keys create) as X-API-Key; GRIDGIS_ANONYMOUS_READ=1
-    lets anonymous clients read what a viewer may.
+    lets anonymous clients read what a viewer may. ``--workers N`` runs N processes on
+    one port (the GeoPackage has one writer at a time whatever N is; PostGIS scales).
     """
+    import os
+
     import uvicorn
 
     from api.http import create_app
 
     spec = store_spec(store)
-    app_ = create_app(spec, settings=settings())
-    console.print(f"gridgis serving {spec} at http://{host}:{port}/  (API docs /docs, maps /maps/coverage)",
-                  highlight=False)  # fmt: skip
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    open_(spec)  # a store that cannot be opened fails here, once, not in every worker
+    console.print(f"gridgis serving {spec} at http://{host}:{port}/  (API docs /docs, maps /maps/coverage)"
+                  + (f", {workers} processes" if workers > 1 else ""), highlight=False)  # fmt: skip
+    if workers == 1:
+        uvicorn.run(
+            create_app(spec, settings=settings()), host=host, port=port, log_level="warning"
+        )
+        return
+    # each worker process builds its app from the environment
+    os.environ.update(GRIDGIS_STORE=spec, GRIDGIS_PROCESSES=str(workers))
+    uvicorn.run("api.http.app:from_environment", factory=True, workers=workers, host=host,
+                port=port, log_level="warning")  # fmt: skip

@@ -43,7 +43,7 @@ def create_app(
         settings = settings.model_copy(update={"anonymous_read": anonymous_read})
     s = store if isinstance(store, Store) else open_store(settings.store_spec(store))
     ctx = Context(s, settings, Layers(s))
-    ctx.jobs = jobs.Jobs()
+    ctx.jobs = jobs.Jobs(s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,9 +68,20 @@ def create_app(
     # outermost last: headers on every answer, the rate limit, the body limit, the last line
     app.add_middleware(guard.Errors, outage=ctx.outage, internal=errors.internal)
     app.add_middleware(guard.BodyLimit, limit=settings.max_body)
-    app.add_middleware(guard.RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
+    # N server processes share a key's rate: the kernel spreads connections over them, so
+    # each allows its share (a client's bucket is per process, its sum the configured rate)
+    n = settings.processes
+    app.add_middleware(guard.RateLimit, rate=settings.rate_limit / n,
+                       burst=max(1, settings.rate_burst // n),
                        exempt_loopback=settings.rate_limit_loopback_exempt)  # fmt: skip
     app.add_middleware(guard.SecurityHeaders)
     for r in (features, locate, analysis, scenarios, jobs, edits, orders, maps):
         app.include_router(r.router)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app of ``$GRIDGIS_STORE`` and the settings in the environment: the factory each
+    worker process of ``gridgis serve --workers N`` calls.
+    """
+    return create_app()

@@ -8,12 +8,16 @@ failure is logged server-side with an id and the job says only "internal error" 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
@@ -25,6 +29,8 @@ from api.http.deps import Admin, Caller, Ctx, Planner
 from api.http.errors import Problem
 from gis.access import Principal
 from gis.errors import GridError
+from gis.store import Store
+from gis.store.base import TIMEZONE
 from gis.workflows import grids as wgrids
 from gis.workflows import sites as wsites
 
@@ -33,49 +39,113 @@ router = APIRouter(tags=["jobs"])
 Say = Callable[[str], None]
 
 
-class Jobs:
-    """Background jobs with progress, one at a time."""
+#: a running job's process writes a sign of life this often; one silent for STALE_S (on
+#: another machine; on this one, a process that is gone) is reported failed
+BEAT_S, STALE_S = 5.0, 300.0
 
-    def __init__(self) -> None:
+
+def _now() -> str:
+    return datetime.now(TIMEZONE).isoformat(timespec="seconds")
+
+
+class Jobs:
+    """Background jobs with progress, one at a time per server process.
+
+    Their state lives in the store (layer ``jobs``), not in the process: with
+    ``gridgis serve --workers N`` a job started through one process is polled through any
+    other. A job whose process died is reported failed, not running for ever.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="gridgis-job")
-        self.jobs: dict[str, dict[str, Any]] = {}
-        self.lock = threading.Lock()
+        self.runner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def _save(self, job_id: str, values: dict[str, Any]) -> None:
+        with self.store.transaction() as tx:
+            tx.update_many("jobs", [(job_id, values | {"beat": _now()})])
 
     def start(self, kind: str, owner: Principal, work: Callable[[Say], Any]) -> str:
         """Queue ``work(say)``; returns the job id."""
         job_id = uuid.uuid4().hex[:12]
-        state: dict[str, Any] = {"id": job_id, "kind": kind, "status": "queued", "progress": [],
-                                 "owner": owner.name, "created": time.time(), "result": None}  # fmt: skip
+        with self.store.transaction() as tx:
+            tx.add("jobs", [{"id": job_id, "kind": kind, "status": "queued", "owner": owner.name,
+                             "runner": self.runner, "created": _now(), "beat": _now(),
+                             "progress": "[]", "result": None, "error": None}])  # fmt: skip
+            tx.audit(owner.name, f"jobs.{kind}", job_id, "queued")
+        progress: list[dict[str, Any]] = []
+        t0 = time.time()
 
         def say(step: str) -> None:
-            state["progress"].append({"at": round(time.time() - state["created"], 2), "step": step})
+            progress.append({"at": round(time.time() - t0, 2), "step": step})
+            self._save(job_id, {"progress": json.dumps(progress, ensure_ascii=False)})
 
         def run() -> None:
-            state["status"] = "running"
+            done = threading.Event()
+            threading.Thread(target=self._beat, args=(job_id, done), daemon=True).start()
+            self._save(job_id, {"status": "running"})
             try:
-                state["result"] = work(say)
-                state["status"] = "done"
+                result = work(say)
+                out = {
+                    "status": "done",
+                    "result": json.dumps(result, ensure_ascii=False, default=str),
+                }
             except GridError as exc:  # raised on purpose: its message is for the client
-                state["status"], state["error"] = "failed", str(exc)
+                out = {"status": "failed", "error": str(exc)}
             except Exception:
                 ref = uuid.uuid4().hex[:10]
                 log.exception("job %s (%s) failed (error %s)", job_id, kind, ref)
-                state["status"], state["error"] = (
-                    "failed",
-                    f"internal error; it has been logged as {ref}",
-                )
+                out = {"status": "failed", "error": f"internal error; it has been logged as {ref}"}
+            finally:
+                done.set()
+            for attempt in range(5):  # the outcome must land, even past a busy store
+                try:
+                    self._save(job_id, out)
+                    break
+                except GridError:
+                    if attempt == 4:
+                        raise
+                    time.sleep(2.0)
 
-        with self.lock:
-            self.jobs[job_id] = state
         self.pool.submit(run)
         return job_id
 
+    def _beat(self, job_id: str, done: threading.Event) -> None:
+        while not done.wait(BEAT_S):
+            try:
+                self._save(job_id, {})
+            except GridError:  # a busy store: the next beat will do
+                log.debug("job %s: heartbeat skipped (store busy)", job_id)
+
     def get(self, job_id: str, who: Principal) -> dict[str, Any] | None:
         """The job as its owner (or an admin) may see it, else ``None``."""
-        job = self.jobs.get(job_id)
-        if job is None or (job["owner"] != who.name and not who.at_least("admin")):
+        with self.store.snapshot() as tx:
+            found = tx.rows("jobs", {"id": job_id})
+        if not found or (found[0]["owner"] != who.name and not who.at_least("admin")):
             return None
-        return {k: v for k, v in job.items() if k != "created"}
+        j = found[0]
+        job = {"id": j["id"], "kind": j["kind"], "status": j["status"], "owner": j["owner"],
+               "progress": json.loads(j["progress"] or "[]"),
+               "result": json.loads(j["result"]) if j["result"] else None}  # fmt: skip
+        if j["error"]:
+            job["error"] = j["error"]
+        if job["status"] in ("queued", "running") and self._gone(j["runner"], j["beat"]):
+            job["status"] = "failed"
+            job["error"] = "the server process running this job stopped; start the job again"
+        return job
+
+    def _gone(self, runner: str, beat: str) -> bool:
+        """Whether the process that runs a job is gone (or silent for too long)."""
+        host, _, pid = runner.rpartition(":")
+        if host == socket.gethostname() and pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                pass
+        age = (datetime.now(TIMEZONE) - datetime.fromisoformat(beat)).total_seconds()
+        return age > STALE_S
 
 
 class Optimise(BaseModel):

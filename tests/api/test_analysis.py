@@ -107,3 +107,29 @@ def test_jobs(env):
     r = client.post("/jobs/regrid", headers=_h(keys, "admin"))
     job = _wait(client, r.json()["href"], _h(keys, "admin"))
     assert job["status"] == "done" and job["result"]["kept"] > 0, job
+
+
+def test_a_job_started_through_one_server_process_is_polled_through_another(env):
+    """Job state lives in the store: with `serve --workers N` a poll may reach any
+    process. A job whose process is gone is reported failed, not running for ever.
+    """
+    client, keys, store, _ = env
+    other = TestClient(create_app(store))  # a second server process over the same store
+    body = {"type": "elderly_day_care", "k": 1, "generate": 20}
+    r = client.post("/jobs/optimise", json=body, headers=_h(keys, "planner"))
+    assert r.status_code == 202
+    job = _wait(other, r.json()["href"], _h(keys, "planner"))
+    assert job["status"] == "done" and len(job["result"]["chosen"]) == 1, job
+    assert other.get(r.json()["href"], headers=_h(keys, "viewer")).status_code == 404
+    assert any(a == "jobs.optimise" for a in store.read("audit")["action"])
+    # a job left "running" by a process that died (a pid that no longer runs here)
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    with store.transaction() as tx:
+        tx.update("jobs", r.json()["job"], {"status": "running", "runner": f"{socket.gethostname()}:{dead}"})
+    job = other.get(r.json()["href"], headers=_h(keys, "planner")).json()
+    assert job["status"] == "failed" and "stopped" in job["error"], job
