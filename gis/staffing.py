@@ -96,7 +96,9 @@ def apportion(
     >>> apportion(np.array([1000, 2000, 7000]), np.array([5, 5, 5]), 20).tolist()
     [5, 5, 10]
     """
-    h = np.asarray(households, dtype=float)
+    # exact integer arithmetic: with floats two equal remainders (a tie the rule settles
+    # by households) can differ in the last bit and the seat goes the wrong way
+    h = np.rint(np.asarray(households, dtype=float)).astype(np.int64)
     mins = np.asarray(minimum, dtype=np.int64)
     n = len(h)
     codes = np.asarray(codes if codes is not None else np.arange(n).astype(str))
@@ -110,9 +112,9 @@ def apportion(
     pool = np.ones(n, dtype=bool)
     seats = cap
     while True:
-        total = h[pool].sum()
-        share = np.where(pool, seats * h / total if total > 0 else 0.0, 0.0)
-        under = pool & (share < mins)
+        total = int(h[pool].sum())
+        num = np.where(pool, seats * h, 0)  # share = num / total
+        under = pool & ((num < mins * total) if total > 0 else True)
         if not under.any():
             break
         out[under] = mins[under]
@@ -120,10 +122,8 @@ def apportion(
         pool &= ~under
     idx = np.flatnonzero(pool)
     if len(idx):
-        quota = share[idx]
-        floor = np.floor(quota).astype(np.int64)
+        floor, rem = np.divmod(num[idx], total)
         left = seats - int(floor.sum())
-        rem = quota - floor
         # largest remainder first; ties: more households, then the lower code
         order = sorted(range(len(idx)), key=lambda i: (-rem[i], -h[idx[i]], str(codes[idx[i]])))
         floor[order[:left]] += 1
