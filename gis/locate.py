@@ -65,7 +65,9 @@ class Locator:
             "records"
         )
         self._grid_codes = self.grids["code"].tolist() if self.grids is not None else []
-        self._to_metric = gcrs.transformer(gcrs.crs_uri(int(self.metric.to_epsg() or 4548)), axis_order=False)
+        self._to_metric = gcrs.transformer(
+            gcrs.crs_uri(int(self.metric.to_epsg() or 4548)), axis_order=False
+        )
         fac = f.get("facilities")
         self.types: dict[str, tuple[cKDTree, pd.DataFrame]] = {}
         if fac is not None and len(fac):

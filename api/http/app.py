@@ -15,7 +15,19 @@ from contextlib import asynccontextmanager
 import anyio
 from fastapi import FastAPI
 
-from api.http import analysis, edits, errors, features, guard, jobs, locate, maps, orders, scenarios
+from api.http import (
+    analysis,
+    cache,
+    edits,
+    errors,
+    features,
+    guard,
+    jobs,
+    locate,
+    maps,
+    orders,
+    scenarios,
+)
 from api.http.context import Context, Layers
 from api.settings import Settings
 from gis.store import Store, open_store
@@ -74,6 +86,7 @@ def create_app(
     app.add_middleware(guard.RateLimit, rate=settings.rate_limit / n,
                        burst=max(1, settings.rate_burst // n),
                        exempt_loopback=settings.rate_limit_loopback_exempt)  # fmt: skip
+    app.add_middleware(cache.Compression)
     app.add_middleware(guard.SecurityHeaders)
     for r in (features, locate, analysis, scenarios, jobs, edits, orders, maps):
         app.include_router(r.router)

@@ -39,6 +39,8 @@ class Layers:
         self.store = store
         self.lock = threading.Lock()
         self.versions: dict[str, int] = {}
+        #: layer → (version, time of its last write): the caching headers' source
+        self.stamps: dict[str, tuple[int, Any]] = {}
         self.checked = -1.0
         self.names: set[str] = set()
         self.frames: dict[str, pd.DataFrame] = {}
@@ -50,7 +52,8 @@ class Layers:
         with self.lock:
             if not force and now - self.checked < 0.5:
                 return
-            vs = self.store.versions()
+            self.stamps = self.store.stamps()
+            vs = {n: v for n, (v, _) in self.stamps.items()}
             self.checked = now
             changed = {n for n in set(vs) | set(self.versions) if vs.get(n) != self.versions.get(n)}
             if not changed:

@@ -64,8 +64,10 @@ def wants_html(request: Request, f: str | None) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def reply(request: Request, f: str | None, title: str, doc: Any) -> Response:
+def reply(
+    request: Request, f: str | None, title: str, doc: Any, headers: dict[str, str] | None = None
+) -> Response:
     """A JSON document, or its HTML view."""
     if wants_html(request, f):
-        return HTMLResponse(ogc.as_html(title, doc))
-    return JSONResponse(doc)
+        return HTMLResponse(ogc.as_html(title, doc), headers=headers)
+    return JSONResponse(doc, headers=headers)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.http import ogc
+from api.http import cache, ogc
 from api.http.deps import Caller, Ctx, Fmt, base, reply, wants_html
 from api.http.errors import Problem
 from gis import crs as gcrs
@@ -70,20 +70,31 @@ def collection(cid: str, who: Principal, ctx: Ctx) -> ogc.Collection:
 
 
 @router.get("/", responses=HTML_TOO)
-def landing(request: Request, who: Caller, f: Fmt = None) -> Response:
+def landing(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
     """Landing page."""
-    return reply(request, f, "gridgis", ogc.landing(base(request)))
+    h = cache.conditional(request, ctx.layers, who, (), "static")
+    if isinstance(h, Response):
+        return h
+    return reply(request, f, "gridgis", ogc.landing(base(request)), h)
 
 
 @router.get("/conformance", responses=HTML_TOO)
-def conformance(request: Request, who: Caller, f: Fmt = None) -> Response:
+def conformance(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
     """Conformance classes."""
-    return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE})
+    h = cache.conditional(request, ctx.layers, who, (), "static")
+    if isinstance(h, Response):
+        return h
+    return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE}, h)
 
 
 @router.get("/collections", responses=HTML_TOO)
 def collections(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
     """The collections the caller may read."""
+    h = cache.conditional(
+        request, ctx.layers, who, ("districts", *(c.layer for c in ogc.visible(who))), "reference"
+    )
+    if isinstance(h, Response):
+        return h
     b, crs = base(request), gcrs.offered(metric_epsg(ctx))
     docs = [
         ogc.collection_doc(c, b, extent(ctx), crs)
@@ -92,15 +103,18 @@ def collections(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Respo
     ]
     links = [ogc.link(f"{b}/collections", "self", "application/json"),
              ogc.link(f"{b}/collections?f=html", "alternate", "text/html")]  # fmt: skip
-    return reply(request, f, "Collections", {"links": links, "collections": docs})
+    return reply(request, f, "Collections", {"links": links, "collections": docs}, h)
 
 
 @router.get("/collections/{cid}", responses=HTML_TOO)
 def one_collection(request: Request, cid: str, who: Caller, ctx: Ctx, f: Fmt = None) -> Response:
     """One collection's metadata."""
     c = collection(cid, who, ctx)
+    h = cache.conditional(request, ctx.layers, who, (c.layer, "districts"), "reference")
+    if isinstance(h, Response):
+        return h
     doc = ogc.collection_doc(c, base(request), extent(ctx), gcrs.offered(metric_epsg(ctx)))
-    return reply(request, f, c.title, doc)
+    return reply(request, f, c.title, doc, h)
 
 
 @router.get("/collections/{cid}/queryables", responses=HTML_TOO)
@@ -144,6 +158,14 @@ class ItemsParams(BaseModel):
     )
     filter_lang: Literal["cql2-text"] | None = Field(default=None, alias="filter-lang")
     filter_crs: str | None = Field(default=None, alias="filter-crs", description="Only CRS84.")
+    sortby: str | None = Field(
+        default=None, max_length=500, description="Order: properties, '-' first for descending.",
+        examples=["-households,code"],
+    )  # fmt: skip
+    properties: str | None = Field(
+        default=None, max_length=2000, description="Only these properties (a comma list)."
+    )
+    skipGeometry: bool = Field(default=False, description="Features without their geometry.")  # noqa: N815
     f: Literal["json", "html"] | None = Field(default=None, description="Overrides Accept.")
 
 
@@ -157,6 +179,8 @@ class ItemsQuery:
     crs: str
     cql: Any
     where: dict[str, Any]
+    sortby: list[tuple[str, bool]]
+    keep: set[str] | None
 
 
 def items_query(
@@ -179,6 +203,9 @@ def items_query(
             if p.filter is not None
             else None
         )
+        columns = [k for k in ogc.filterable(c, who) if k != "geometry"]
+        sortby = ogc.parse_sortby(p.sortby, columns)
+        keep = ogc.parse_properties(p.properties, [*columns, *_extra_names(c, ctx)])
     except ValueError as exc:
         raise Problem(400, str(exc)) from None
     where: dict[str, Any] = {}
@@ -192,7 +219,7 @@ def items_query(
         where[k] = v
     for k, codes in scope_where(c, who, ctx).items():
         where[k] = ([where[k]] if where[k] in codes else ["-"]) if k in where else codes
-    return ItemsQuery(box, p.limit, p.offset, out_crs, cql, where)
+    return ItemsQuery(box, p.limit, p.offset, out_crs, cql, where, sortby, keep)
 
 
 def scope_where(c: ogc.Collection, who: Principal, ctx: Ctx) -> dict[str, list[str]]:
@@ -228,6 +255,18 @@ def grid_extra(c: ogc.Collection, ctx: Ctx) -> dict[str, dict[str, Any]] | None:
     return ctx.layers.memo(("grid_extra",), ("assignments", "coverage"), make)
 
 
+def _extra_names(c: ogc.Collection, ctx: Ctx) -> set[str]:
+    """The names of the extra properties of a collection (grids: worker, covered shares)."""
+    extra = grid_extra(c, ctx) or {}
+    return {k for v in extra.values() for k in v}
+
+
+def depends_on(c: ogc.Collection) -> tuple[str, ...]:
+    """The layers a collection's features are built from (their versions make the ETag)."""
+    extra = ("assignments", "coverage") if c.id == "grids" else ()
+    return (c.layer, "communities", *extra)
+
+
 def hidden(c: ogc.Collection, who: Principal) -> set[str]:
     """The properties ``who`` does not see in ``c``."""
     return set(c.hidden) | (set() if who.at_least("supervisor") else set(c.viewer_hidden))
@@ -239,18 +278,23 @@ def items(
 ) -> Response:
     """Features of a collection: bbox, attribute filters (queryables), CQL2, paging, CRS."""
     c = collection(cid, who, ctx)
+    h = cache.conditional(request, ctx.layers, who, depends_on(c))
+    if isinstance(h, Response):
+        return h
     q, f = items_query(request, c, who, ctx, p), p.f
-    page = ctx.store.page(
-        c.layer, bbox=q.bbox, where=q.where, limit=q.limit, offset=q.offset, cql=q.cql
+    page = ctx.store.page(c.layer, bbox=q.bbox, where=q.where, limit=q.limit, offset=q.offset,
+                          cql=q.cql, sortby=q.sortby)  # fmt: skip
+    page.geometry = (
+        [None] * len(page.rows) if p.skipGeometry else ogc.reproject_geojson(page.geometry, q.crs)
     )
-    page.geometry = ogc.reproject_geojson(page.geometry, q.crs)
     key = ctx.store._spec(c.layer).key[0]
     params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "f")}
-    feats = ogc.features_json(page.rows, page.geometry, key, hidden(c, who), grid_extra(c, ctx))
+    feats = ogc.features_json(page.rows, page.geometry, key, hidden(c, who), grid_extra(c, ctx),
+                              keep=q.keep)  # fmt: skip
     text = ogc.collection_page(feats, page.matched, base(request), cid, params, q.limit, q.offset)
     if wants_html(request, f):
-        return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)))
-    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs}>"})
+        return HTMLResponse(ogc.as_html(f"{c.title} — items", json.loads(text)), headers=h)
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{q.crs}>", **h})
 
 
 @router.get(
@@ -269,6 +313,9 @@ def item(
 ) -> Response:
     """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
     c = collection(cid, who, ctx)
+    h = cache.conditional(request, ctx.layers, who, depends_on(c))
+    if isinstance(h, Response):
+        return h
     out_crs = gcrs.resolve(crs, metric_epsg(ctx))
     key = ctx.store._spec(c.layer).key[0]
     page = ctx.store.page(c.layer, where={key: fid}, limit=1)
@@ -283,5 +330,5 @@ def item(
              ogc.link(f"{b}/collections/{cid}", "collection", "application/json")]  # fmt: skip
     text = feat[:-1] + ',"links":' + json.dumps(links) + "}"
     if wants_html(request, f):
-        return HTMLResponse(ogc.as_html(fid, json.loads(text)))
-    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>"})
+        return HTMLResponse(ogc.as_html(fid, json.loads(text)), headers=h)
+    return Response(text, media_type=GEOJSON, headers={"Content-Crs": f"<{out_crs}>", **h})

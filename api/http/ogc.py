@@ -13,6 +13,7 @@ import html
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,9 @@ RESERVED = {
     "filter",
     "filter-lang",
     "filter-crs",
+    "sortby",
+    "properties",
+    "skipGeometry",
 }
 
 
@@ -235,13 +239,18 @@ def features_json(
     key: str,
     drop: set[str],
     extra: dict[str, dict[str, Any]] | None = None,
+    keep: set[str] | None = None,
 ) -> list[str]:
-    """Each row as a GeoJSON Feature text (``extra``: more properties by key)."""
+    """Each row as a GeoJSON Feature text (``extra``: more properties by key; ``keep``:
+    only these properties).
+    """
     out = []
     for rec, g in zip(rows, geometry, strict=True):
         p = {k: _clean(v) for k, v in rec.items() if k not in drop}
         if extra:
             p.update(extra.get(rec[key], {}))
+        if keep is not None:
+            p = {k: v for k, v in p.items() if k in keep}
         fid = json.dumps(str(rec[key]))
         text = json.dumps(p, ensure_ascii=False)
         out.append(f'{{"type":"Feature","id":{fid},"geometry":{g or "null"},"properties":{text}}}')
@@ -493,3 +502,35 @@ def fold(node: Any) -> Any:
 
 def _constant(v: Any) -> bool:
     return isinstance(v, int | float | str | bool) and not isinstance(v, type)
+
+
+def parse_sortby(text: str | None, allowed: Iterable[str]) -> list[tuple[str, bool]]:
+    """``sortby`` (OGC API – Features Part 8 style: ``households,-code``, ``+name``) as
+    ``(property, descending)`` pairs; ``ValueError`` for a property one may not sort by.
+    """
+    if not text:
+        return []
+    allowed = set(allowed)
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        desc = part.startswith("-")
+        name = part.lstrip("+-").strip()
+        if name not in allowed:
+            raise ValueError(f"sortby {name!r}: sortable are {', '.join(sorted(allowed))}")
+        out.append((name, desc))
+    return out
+
+
+def parse_properties(text: str | None, allowed: Iterable[str]) -> set[str] | None:
+    """``properties`` (a comma list) as the set to keep; ``None`` keeps them all."""
+    if text is None:
+        return None
+    allowed = set(allowed)
+    want = {p.strip() for p in text.split(",") if p.strip()}
+    unknown = sorted(want - allowed)
+    if unknown:
+        raise ValueError(
+            f"properties {', '.join(map(repr, unknown))}: there are {', '.join(sorted(allowed))}"
+        )
+    return want

@@ -175,6 +175,12 @@ class Tx(ABC):
             )
         self.insert(name, schema.conform(name, df))
 
+    def will_write(self, *names: str) -> None:
+        """Rows of layers ``names`` will be written: take what they need at once (PostGIS:
+        their shared locks, in one statement; here nothing, the file has one writer).
+        """
+        return None
+
     def lock_key(self, key: str) -> None:
         """Hold a lock on ``key`` (any text) until this transaction ends: two writers of
         the same key (an external id) take turns (the GeoPackage has one writer anyway).
@@ -241,6 +247,10 @@ class Store(ABC):
     def versions(self) -> dict[str, int]:
         """Layer → a counter every write of that layer raises (cheap to ask)."""
 
+    def stamps(self) -> dict[str, tuple[int, datetime | None]]:
+        """Layer → (write counter, time of its last write, when the store keeps it)."""
+        return {n: (v, None) for n, v in self.versions().items()}
+
     def version(self) -> Any:
         """A value that changes whenever the store's content does."""
         return sum(self.versions().values())
@@ -296,8 +306,10 @@ class Store(ABC):
         limit: int = 10,
         offset: int = 0,
         cql: Any = None,
+        sortby: Sequence[tuple[str, bool]] = (),
     ) -> Page:
-        """One page of a layer in key order, and how many rows match in all.
+        """One page of a layer in key order (``sortby``: ``(column, descending)`` pairs
+        first), and how many rows match in all.
 
         ``bbox`` and ``where`` as in :meth:`read`; ``cql`` a parsed CQL2 filter (a
         pygeofilter AST over the layer's columns and ``geometry``), or ``True`` (all) or

@@ -27,6 +27,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,7 @@ _CORE = (
     """CREATE TABLE IF NOT EXISTS gpkg_extensions (table_name TEXT, column_name TEXT,
        extension_name TEXT NOT NULL, definition TEXT NOT NULL, scope TEXT NOT NULL,
        CONSTRAINT ge_tce UNIQUE (table_name, column_name, extension_name))""",
-    f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (layer TEXT PRIMARY KEY, v INTEGER NOT NULL)",
+    f"CREATE TABLE IF NOT EXISTS {_VERSIONS} (layer TEXT PRIMARY KEY, v INTEGER NOT NULL, at TEXT)",
 )
 _WGS84_WKT = (
     'GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
@@ -309,11 +310,12 @@ class _GpkgTx(Tx):
         """Raise the version of every layer this transaction wrote (just before commit;
         not of live layers, see :attr:`gis.schema.Layer.live`).
         """
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         for name in sorted(n for n in self.dirty if not schema.layer(n).live or n in self.rebuilt):
             self.con.execute(
-                f"INSERT INTO {_VERSIONS} (layer, v) VALUES (?, 1) "
-                "ON CONFLICT(layer) DO UPDATE SET v = v + 1",
-                (name,),
+                f"INSERT INTO {_VERSIONS} (layer, v, at) VALUES (?, 1, ?) "
+                "ON CONFLICT(layer) DO UPDATE SET v = v + 1, at = excluded.at",
+                (name, stamp),
             )
 
 
@@ -484,6 +486,8 @@ def _init(con: sqlite3.Connection) -> None:
         con.execute("PRAGMA user_version = 10300")
     for stmt in _CORE:
         con.execute(stmt)
+    if "at" not in _table_columns(con, _VERSIONS):  # a file of an earlier gridgis
+        con.execute(f"ALTER TABLE {_VERSIONS} ADD COLUMN at TEXT")
     con.executemany("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES (?, ?, ?, ?, ?, ?)", _SRS)
 
 
@@ -533,6 +537,17 @@ class GeoPackageStore(Store):
                 return {r[0]: int(r[1]) for r in con.execute(f"SELECT layer, v FROM {_VERSIONS}")}
             except sqlite3.OperationalError:  # a GeoPackage gridgis has not written yet
                 return {"*": self.path.stat().st_mtime_ns}
+
+    def stamps(self) -> dict[str, tuple[int, datetime | None]]:
+        """Layer → (write counter, time of the last write)."""
+        with self._reading() as con:
+            if con is None:
+                return {}
+            try:
+                rows = con.execute(f"SELECT layer, v, at FROM {_VERSIONS}").fetchall()
+            except sqlite3.OperationalError:  # no table, or a file of an earlier gridgis
+                return {n: (v, None) for n, v in self.versions().items()}
+        return {r[0]: (int(r[1]), datetime.fromisoformat(r[2]) if r[2] else None) for r in rows}
 
     def layers(self) -> dict[str, int]:
         """Layer name → row count."""
@@ -626,6 +641,7 @@ class GeoPackageStore(Store):
         limit: int = 10,
         offset: int = 0,
         cql: Any = None,
+        sortby: Sequence[tuple[str, bool]] = (),
     ) -> Page:
         """Filter and page in SQLite (bbox: the R-tree, then the exact test on the
         candidates only); a CQL2 filter is evaluated on the bbox/attribute candidates.
@@ -637,8 +653,8 @@ class GeoPackageStore(Store):
             if cql is False:  # a constant filter that no feature passes
                 return Page(name, [], [], 0)
             if cql is not None and cql is not True:
-                return _page_cql(con, spec, bbox, where, limit, offset, cql)
-            return _page(con, spec, bbox, where, limit, offset)
+                return _page_cql(con, spec, bbox, where, limit, offset, cql, sortby)
+            return _page(con, spec, bbox, where, limit, offset, sortby)
 
 
 class _EmptyTx(Tx):
@@ -666,10 +682,13 @@ def _page(
     where: Where | None,
     limit: int,
     offset: int,
+    sortby: Sequence[tuple[str, bool]] = (),
 ) -> Page:
     name = spec.name
     sql, params = _conditions(spec, where, bbox)
-    order = ", ".join(map(_q, spec.key))
+    order = ", ".join(
+        [*(_q(spec.field(c).name) + (" DESC" if d else "") for c, d in sortby), *map(_q, spec.key)]
+    )
     if bbox is not None and spec.geometry:
         x0, y0, x1, y1 = (float(v) for v in bbox)
         rows = con.execute(
@@ -723,6 +742,7 @@ def _page_cql(
     limit: int,
     offset: int,
     cql: Any,
+    sortby: Sequence[tuple[str, bool]] = (),
 ) -> Page:
     from pygeofilter.backends.geopandas.evaluate import to_filter
 
@@ -733,7 +753,8 @@ def _page_cql(
         # a constant predicate (1=1, FALSE) evaluates to one boolean for the whole frame
         mask = np.broadcast_to(np.asarray(mask, dtype=bool), (len(df),))
         df = df[mask]
-    df = df.sort_values(list(spec.key))
+    by = [spec.field(c).name for c, _ in sortby] + list(spec.key)
+    df = df.sort_values(by, ascending=[not d for _, d in sortby] + [True] * len(spec.key))
     matched, df = len(df), df.iloc[offset : offset + limit]
     rows = df[spec.columns].astype(object).where(df[spec.columns].notna(), None)
     geometry: list[str | None] = (

@@ -20,6 +20,7 @@ import functools
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import numpy as np
@@ -58,8 +59,15 @@ _SA_TYPES: dict[str, Any] = {
     "float": sa.Float(53),
     "bool": sa.Boolean,
 }
-_VERSIONS = sa.text(
-    "CREATE TABLE IF NOT EXISTS gridgis_versions (layer text PRIMARY KEY, v bigint NOT NULL)"
+_VERSIONS = (
+    sa.text(
+        "CREATE TABLE IF NOT EXISTS gridgis_versions (layer text PRIMARY KEY, v bigint NOT NULL, "
+        "at timestamptz NOT NULL DEFAULT now())"
+    ),
+    # a database of an earlier gridgis
+    sa.text(
+        "ALTER TABLE gridgis_versions ADD COLUMN IF NOT EXISTS at timestamptz NOT NULL DEFAULT now()"
+    ),
 )
 _LOCK_RAW = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || %s))"
 _NAMES_RAW = (
@@ -68,7 +76,7 @@ _NAMES_RAW = (
 )
 _BUMP_RAW = (
     "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(%s AS text[])), 1 "
-    "ON CONFLICT (layer) DO UPDATE SET v = gridgis_versions.v + 1"
+    "ON CONFLICT (layer) DO UPDATE SET v = gridgis_versions.v + 1, at = now()"
 )
 T = TypeVar("T")
 
@@ -166,8 +174,22 @@ class _PgTx(Tx):
 
     # -- the round trips -------------------------------------------------------------
     def defer(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        """Send ``sql`` with the next statement whose answer is read (or at the commit)."""
+        """Send ``sql`` with the next statement whose answer is read (or at the commit).
+        Consecutive bare ``SELECT f(…)`` (locks, settings) become one statement.
+        """
+        if self.deferred and _bare(sql) and _bare(self.deferred[-1][0]):
+            last, lp = self.deferred[-1]
+            self.deferred[-1] = (f"{last}, {sql[len('SELECT ') :]}", [*(lp or ()), *(params or ())])
+            return
         self.deferred.append((sql, params))
+
+    def will_write(self, *names: str) -> None:
+        # in name order, as exclusive holders take them; a layer still to be made is
+        # locked exclusively when it is made (taking it shared first, then exclusively,
+        # two first writers would wait for each other)
+        for n in sorted(names):
+            if self.has(n):
+                self.lock(n, shared=True)
 
     def _send(self, sql: str | None = None, params: Sequence[Any] | None = None) -> psycopg.Cursor | None:  # fmt: skip
         """Send what is deferred and ``sql`` in one round trip; the cursor of ``sql``
@@ -472,6 +494,11 @@ class _PgTx(Tx):
             raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
 
 
+def _bare(sql: str) -> bool:
+    """A ``SELECT`` of functions only (no table): such statements can be one."""
+    return sql.startswith("SELECT ") and " FROM " not in sql
+
+
 def _conditions(
     spec: schema.Layer,
     where: Where | None,
@@ -520,7 +547,8 @@ class PostGISStore(Store):
         try:
             with self.engine.begin() as conn:
                 conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
-                conn.execute(_VERSIONS)
+                for stmt in _VERSIONS:
+                    conn.execute(stmt)
         except sa.exc.OperationalError as exc:
             raise StoreError(f"cannot connect to {self.url}: {exc.orig}") from None
         except sa.exc.SQLAlchemyError as exc:
@@ -553,6 +581,13 @@ class PostGISStore(Store):
                 r[0]: int(r[1])
                 for r in conn.execute(sa.text("SELECT layer, v FROM gridgis_versions"))
             }
+
+    @_guard
+    def stamps(self) -> dict[str, tuple[int, datetime | None]]:
+        """Layer → (write counter, time of the last write)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT layer, v, at FROM gridgis_versions")).fetchall()
+        return {r[0]: (int(r[1]), r[2]) for r in rows}
 
     @_guard
     def layers(self) -> dict[str, int]:
@@ -668,6 +703,7 @@ class PostGISStore(Store):
         limit: int = 10,
         offset: int = 0,
         cql: Any = None,
+        sortby: Sequence[tuple[str, bool]] = (),
     ) -> Page:
         """Filter, count and page in PostgreSQL (bbox through the GiST index); the GeoJSON
         is written by PostGIS and the count comes with the page (a window over the filter).
@@ -693,7 +729,8 @@ class PostGISStore(Store):
         if spec.geometry:
             sel.append(sa.func.ST_AsGeoJSON(t.c[GEOM], 9).label("_g"))
         sel.append(sa.func.count().over().label("_n"))
-        q = sa.select(*sel).where(*conds).order_by(*[t.c[k] for k in spec.key])
+        order = [t.c[spec.field(c).name].desc() if d else t.c[c] for c, d in sortby]
+        q = sa.select(*sel).where(*conds).order_by(*order, *[t.c[k] for k in spec.key])
         q = q.limit(int(limit)).offset(int(offset))
         with self.engine.connect() as conn:
             try:

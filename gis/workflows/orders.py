@@ -192,6 +192,7 @@ def create(
     t = types[str(body["type"])]
     # rows, not layers, are locked: creates and moves of other orders go on side by side
     with store.transaction() as tx:
+        tx.will_write("orders", "order_events", "audit")
         ext = body.get("external_id")
         if ext is not None:
             tx.lock_key(f"orders:{body['source']}:{ext}")  # the same order sent twice waits
@@ -284,6 +285,7 @@ def move(
     if note is not None and len(note) > MAX_TEXT:
         raise ValidationError("order transition", [f"note: at most {MAX_TEXT} characters"])
     with store.transaction() as tx:
+        tx.will_write("orders", "order_events", "audit")
         o = _get(tx, order_id, who, for_update=True)  # the order's row, locked to the commit
         if int(o["version"]) != int(version):
             raise ConflictError(

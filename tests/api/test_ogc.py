@@ -295,3 +295,36 @@ def test_locate_takes_every_crs_the_items_do(api, map_frames, name):
         )
     got = client.get("/locate", params={"lon": x, "lat": y, "crs": name}).json()
     assert got["grid"] == plain["grid"] and got["lon"] == pytest.approx(g.x, abs=1e-7)
+
+
+def test_sortby_properties_and_skip_geometry(api):
+    client, _ = api
+    h: dict[str, str] = {}
+    r = client.get(
+        "/collections/grids/items", params={"limit": 50, "sortby": "-households,code"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    hh = [f["properties"]["households"] for f in r.json()["features"]]
+    assert hh == sorted(hh, reverse=True) and len(hh) == 50
+    top = client.get("/collections/grids/items", params={"limit": 1000}, headers=h).json()
+    assert (
+        hh[0] == max(f["properties"]["households"] for f in top["features"])
+        or top["numberMatched"] > 1000
+    )
+    up = client.get(
+        "/collections/grids/items", params={"limit": 50, "sortby": "+households"}, headers=h
+    )
+    hh_up = [f["properties"]["households"] for f in up.json()["features"]]
+    assert hh_up == sorted(hh_up)
+    # only the properties asked for; no geometry when asked
+    r = client.get("/collections/grids/items",
+                   params={"limit": 5, "properties": "code,households", "skipGeometry": "true"}, headers=h)  # fmt: skip
+    assert r.status_code == 200, r.text
+    for f in r.json()["features"]:
+        assert set(f["properties"]) == {"code", "households"} and f["geometry"] is None
+    # a property one may not sort by or see is 400, one problem
+    for params in ({"sortby": "nope"}, {"properties": "code,nope"}, {"sortby": "geometry"}):
+        bad = client.get("/collections/grids/items", params=params, headers=h)
+        assert bad.status_code == 400 and bad.headers["content-type"].startswith(
+            "application/problem"
+        )

@@ -1,0 +1,120 @@
+"""HTTP caching and compression, on both stores: strong ETags from the layers' versions,
+304 on a repeat, a new tag after any edit, private answers for keys; gzip, brotli and zstd
+answers that decode to the same document."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cramjam
+import pytest
+from fastapi.testclient import TestClient
+
+from api.http.app import create_app
+from gis import access
+
+IN = "370405001"
+
+
+@pytest.fixture
+def served_cache(city):
+    keys = {
+        name: access.create_key(city, role, scope, name)[0]
+        for name, role, scope in (("viewer", "viewer", None), ("supervisor", "supervisor", IN))
+    }
+    return city, TestClient(create_app(city, anonymous_read=True)), keys
+
+
+def _items(c, headers=None, **params):
+    return c.get("/collections/grids/items", params={"limit": 100, **params}, headers=headers or {})
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "zstd"])
+def test_compressed_answers_decode_to_the_same_document(served_cache, coding):
+    _, c, keys = served_cache
+    plain = _items(c, {"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    packed = c.get(
+        "/collections/grids/items",
+        params={"limit": 100},
+        headers={"Accept-Encoding": coding},
+    )
+    assert packed.headers["content-encoding"] == coding
+    raw = packed.content  # the test client decodes gzip itself, not brotli or zstd
+    body = (
+        raw
+        if coding == "gzip"
+        else bytes(getattr(cramjam, {"br": "brotli"}.get(coding, coding)).decompress(raw))
+    )
+    assert json.loads(body) == plain.json()
+    assert (
+        len(packed.headers.get("content-length", raw))
+        and int(packed.headers["content-length"]) < len(plain.content) / 3
+    )
+    # the coded answer is another representation: its strong tag names the coding
+    assert packed.headers["etag"] == plain.headers["etag"][:-1] + f'-{coding}"'
+    assert "Accept-Encoding" in packed.headers["vary"]
+    # a small answer goes as it is
+    small = c.get("/conformance", headers={"Accept-Encoding": coding})
+    assert "content-encoding" not in small.headers
+
+
+def test_a_repeat_with_the_tag_is_304_without_a_body(served_cache):
+    _, c, keys = served_cache
+    for path in ("/collections/grids/items", "/collections/grids", "/collections", "/conformance"):
+        r = c.get(path, headers={"Accept-Encoding": "identity"})
+        assert r.status_code == 200 and r.headers["etag"].startswith('"'), path
+        again = c.get(
+            path, headers={"If-None-Match": r.headers["etag"], "Accept-Encoding": "identity"}
+        )
+        assert again.status_code == 304 and again.content == b"", path
+        assert again.headers["etag"] == r.headers["etag"]
+        # the tag of the gzip answer holds too, and an unknown one does not
+        assert (
+            c.get(path, headers={"If-None-Match": r.headers["etag"][:-1] + '-gzip"'}).status_code
+            == 304
+        )
+        assert c.get(path, headers={"If-None-Match": '"nope"'}).status_code == 200
+    r = _items(c)
+    assert r.headers["cache-control"].startswith("public")  # anonymous
+    since = c.get("/collections/grids/items", params={"limit": 100},
+                  headers={"If-Modified-Since": r.headers["last-modified"]})  # fmt: skip
+    assert since.status_code == 304
+
+
+def test_keys_get_private_answers_with_tags_of_their_own(served_cache):
+    _, c, keys = served_cache
+    anon = _items(c)
+    viewer = _items(c, {"X-API-Key": keys["viewer"]})
+    sup = _items(c, {"X-API-Key": keys["supervisor"]})
+    assert viewer.headers["cache-control"].startswith("private")
+    # the same view (a viewer key reads what anonymous clients may) is the same tag;
+    # a supervisor sees more, so another
+    assert anon.headers["etag"] == viewer.headers["etag"] != sup.headers["etag"]
+    # another key's tag does not make a 304 for this one
+    r = _items(c, {"X-API-Key": keys["supervisor"], "If-None-Match": viewer.headers["etag"]})
+    assert r.status_code == 200 and r.content
+
+
+def test_any_edit_changes_the_tag(served_cache):
+    store, c, keys = served_cache
+    sup = {"X-API-Key": keys["supervisor"], "Accept-Encoding": "identity"}
+    first = _items(c, sup)
+    a, w = store.read("assignments"), store.read("workers")
+    grid, worker = next(
+        (g, o) for g, cur in zip(a["grid_code"], a["worker_id"], strict=True) if g.startswith(IN)
+        for o in w.loc[w["community_code"] == g[:12], "id"] if o != cur
+    )  # fmt: skip
+    assert c.put(f"/assignments/{grid}", json={"worker_id": worker}, headers=sup).status_code == 200
+    after = _items(c, {**sup, "If-None-Match": first.headers["etag"]})
+    assert after.status_code == 200 and after.headers["etag"] != first.headers["etag"]
+    # a write that did not come through this server (another process, the CLI) is seen
+    # within half a second
+    g = store.read("grids").iloc[0]
+    with store.transaction() as tx:
+        tx.update("grids", g["code"], {"households": int(g["households"]) + 1})
+        tx.audit("test", "grids.update", g["code"])
+    time.sleep(0.6)
+    last = _items(c, {**sup, "If-None-Match": after.headers["etag"]})
+    assert last.status_code == 200 and last.headers["etag"] != after.headers["etag"]
