@@ -4,7 +4,9 @@
    ``postgresql+psycopg://postgres@127.0.0.1:5432/gridgis_bench``; created if missing).
 2. ``gridgis serve`` and TiPg (``uvicorn tipg.main:app``), one process each, on that database.
 3. 32 concurrent connections (wrk) for 15 s each: ``grids/items`` with a random 1 km bbox and
-   ``limit=100`` (the same boxes for both servers), then ``/locate`` at random points.
+   ``limit=100`` (the same boxes for both servers), plain and with ``Accept-Encoding: gzip``,
+   in alternating rounds (``$GRIDGIS_BENCH_ROUNDS``, default 2), gridgis with one process and
+   with ``--workers 2``; then ``/locate`` at random points.
 
 Prints requests per second and latency percentiles; asserts nothing.
 """
@@ -27,6 +29,7 @@ URL = os.environ.get(
 )
 CLIENTS = 32
 SECONDS = 15.0
+ROUNDS = int(os.environ.get("GRIDGIS_BENCH_ROUNDS", "2"))
 
 
 def _database() -> None:
@@ -129,6 +132,10 @@ def main() -> None:
     pg = URL.replace("+psycopg", "")
     tipg_env = {**env, "DATABASE_URL": pg, "TIPG_DB_SCHEMAS": '["public"]',
                 "TIPG_MAX_FEATURES_PER_QUERY": "10000"}  # fmt: skip
+    two = _start(
+        [sys.executable, "-c", "from api.cli import main; main()", "serve", "--store", URL,
+         "--port", "8703", "--workers", "2"], env, 8703,
+    )  # fmt: skip
     theirs = _start(
         [sys.executable, "-m", "uvicorn", "tipg.main:app", "--port", "8702", "--log-level", "warning"],
         tipg_env, 8702,
@@ -160,12 +167,25 @@ def main() -> None:
             if a != t_:
                 print(f"  note: numberMatched differs for {u}: gridgis {a}, TiPg {t_}")
         print(f"same numberMatched from both servers for {same} of 20 boxes")
-        for name, urls, headers in (
-            ("TiPg  grids/items bbox limit=100", tipg_urls, {}),
-            ("gridgis grids/items bbox limit=100", ours_urls, {"X-API-Key": key}),
-        ):
-            _load(urls[:32], headers, 3)  # warm
-            _report(name, *_load(urls, headers))
+        two_urls = [u.replace(":8701/", ":8703/") for u in ours_urls]
+        size = {}
+        for label, enc in (("plain", {}), ("gzip", {"Accept-Encoding": "gzip"})):
+            size[label] = (
+                httpx.get(tipg_urls[0], headers=enc).num_bytes_downloaded,
+                httpx.get(ours_urls[0], headers={"X-API-Key": key, **enc}).num_bytes_downloaded,
+            )
+        print(
+            f"bytes of one answer (TiPg, gridgis): plain {size['plain']}, gzip {size['gzip']} (on the wire)"
+        )
+        for label, enc in (("", {}), (" gzip", {"Accept-Encoding": "gzip"})):
+            for r in range(ROUNDS):  # alternating rounds: neither server always runs warm
+                for name, urls, headers in (
+                    ("TiPg  grids/items 1 km" + label, tipg_urls, {}),
+                    ("gridgis grids/items 1 km" + label, ours_urls, {"X-API-Key": key}),
+                    ("gridgis --workers 2" + label, two_urls, {"X-API-Key": key}),
+                ):
+                    _load(urls[:32], {**headers, **enc}, 3)  # warm
+                    _report(f"{name} #{r + 1}", *_load(urls, {**headers, **enc}))
         # dispatch look-ups at buildings (points inside the city, as hotline calls are)
         sample = httpx.get(
             "http://127.0.0.1:8701/collections/buildings/items?limit=1000&offset=5000",
@@ -180,7 +200,7 @@ def main() -> None:
         _load(loc[:32], {"X-API-Key": key}, 3)
         _report("gridgis /locate", *_load(loc, {"X-API-Key": key}))
     finally:
-        for p in (ours, theirs):
+        for p in (ours, two, theirs):
             p.terminate()
             p.wait(10)
 

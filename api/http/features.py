@@ -205,7 +205,11 @@ def items_query(
         )
         columns = [k for k in ogc.filterable(c, who) if k != "geometry"]
         sortby = ogc.parse_sortby(p.sortby, columns)
-        keep = ogc.parse_properties(p.properties, [*columns, *_extra_names(c, ctx)])
+        keep = (
+            ogc.parse_properties(p.properties, [*columns, *_extra_names(c, ctx)])
+            if p.properties is not None
+            else None
+        )
     except ValueError as exc:
         raise Problem(400, str(exc)) from None
     where: dict[str, Any] = {}
@@ -257,8 +261,13 @@ def grid_extra(c: ogc.Collection, ctx: Ctx) -> dict[str, dict[str, Any]] | None:
 
 def _extra_names(c: ogc.Collection, ctx: Ctx) -> set[str]:
     """The names of the extra properties of a collection (grids: worker, covered shares)."""
-    extra = grid_extra(c, ctx) or {}
-    return {k for v in extra.values() for k in v}
+    if c.id != "grids":
+        return set()
+
+    def make() -> set[str]:
+        return {k for v in (grid_extra(c, ctx) or {}).values() for k in v}
+
+    return ctx.layers.memo(("extra_names",), ("assignments", "coverage"), make)
 
 
 def depends_on(c: ogc.Collection) -> tuple[str, ...]:
