@@ -27,6 +27,7 @@ from api.http import (
     maps,
     orders,
     scenarios,
+    tiles,
 )
 from api.http.context import Context, Layers
 from api.settings import Settings
@@ -88,7 +89,7 @@ def create_app(
                        exempt_loopback=settings.rate_limit_loopback_exempt)  # fmt: skip
     app.add_middleware(cache.Compression)
     app.add_middleware(guard.SecurityHeaders)
-    for r in (features, locate, analysis, scenarios, jobs, edits, orders, maps):
+    for r in (features, tiles, locate, analysis, scenarios, jobs, edits, orders, maps):
         app.include_router(r.router)
     return app
 

@@ -288,6 +288,33 @@ class Store(ABC):
     def snapshot(self) -> contextlib.AbstractContextManager[Tx]:
         """A read-only transaction: every read in it sees the same committed state."""
 
+    def tile(
+        self,
+        name: str,
+        tms_id: str,
+        z: int,
+        x: int,
+        y: int,
+        *,
+        where: Where | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> bytes:
+        """The vector tile (MVT, one layer called ``name``) of a layer at ``z/x/y`` of
+        tile matrix set ``tms_id``, with ``columns`` as properties (default all);
+        ``b""`` when no feature is in it; :class:`gis.tiles.OutsideMatrix` for a tile
+        not in the set. Here with the Python encoder (:func:`gis.tiles.encode`).
+        """
+        from gis import tiles
+
+        spec = schema.layer(name)
+        xy, _ = tiles.bounds(tms_id, z, x, y)
+        if not spec.geometry:
+            raise ValidationError(f"tiles of {name}", [f"{name} has no geometry"])
+        df = self.read(name, bbox=tiles.lonlat_with_buffer(tms_id, z, x, y), where=where)
+        cols = [c for c in spec.columns if columns is None or c in set(columns)]
+        rows = df[cols].to_dict("records")
+        return tiles.encode(name, rows, df.geometry.values, xy)
+
     def settled(self, journal: str) -> contextlib.AbstractContextManager[Tx]:
         """A read of ``journal`` (see :meth:`Tx.append`) that sees every row numbered up to
         the highest it sees: none with a lower number can commit afterwards. Here a

@@ -131,7 +131,29 @@ MATRIX = [
     ("GET", "/orders/changes", None, SUPERVISOR),
     ("GET", "/orders/{order}", None, (401, 401, 403, 200, 404, 200, 200)),
     ("POST", "/orders/{order}/transitions", None, (401, 401, 403, 200, 404, 200, 200)),
+    ("GET", "/tileMatrixSets", None, ALL),
+    ("GET", "/tileMatrixSets/WebMercatorQuad", None, ALL),
+    ("GET", "/collections/grids/tiles", None, ALL),
+    ("GET", "/collections/buildings/tiles", None, SUPERVISOR),
+    ("GET", "/collections/grids/tiles/WebMercatorQuad", None, ALL),
+    # the tile of the building inside the jurisdiction: grids are for all (as their
+    # features); buildings: another street's supervisor gets an empty tile (its filter
+    # leaves nothing), a viewer none at all
+    ("GET", "/collections/grids/tiles/WebMercatorQuad/{tz}/{tx}/{ty}", "in", ALL),
+    (
+        "GET",
+        "/collections/buildings/tiles/WebMercatorQuad/{tz}/{tx}/{ty}",
+        "in",
+        (401, 401, 403, 200, 204, 200, 200),
+    ),
 ]
+
+
+def _tile(lon, lat, z=17):
+    import morecantile
+
+    t = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, z)
+    return {"tz": t.z, "tx": t.x, "ty": t.y}
 
 
 def _body(env, role, method, url, side):
@@ -188,7 +210,7 @@ def test_matrix(env, role, method, url, where, expected):
     url = url.format(
         building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat,
         job=env["job"], scenario=f"own-{tag}", theirs=f"theirs-{tag}", outside=f"out-{tag}",
-        order=order,
+        order=order, **_tile(lon, lat),
     )  # fmt: skip
     body = _body(env, role, method, url, side)
     r = _call(env, role, method, url, **({"json": body} if body is not None else {}))

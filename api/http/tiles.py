@@ -1,0 +1,120 @@
+"""OGC API – Tiles: vector tiles (MVT) of every collection on WebMercatorQuad.
+
+``/tileMatrixSets`` and ``/tileMatrixSets/{tms}`` describe the grid; a collection's
+``/tiles`` lists its tilesets, ``/tiles/{tms}`` is the tileset (OGC tileset metadata and
+TileJSON 3.0 fields, so MapLibre/Mapbox clients can open it as it is), and
+``/tiles/{tms}/{z}/{x}/{y}`` the tile (column ``x``, row ``y``, as TiPg and the XYZ
+convention order them). The same access rules as the features: the collection's role,
+the jurisdiction's filter, the properties the caller may not see left out. An empty tile
+is ``204 No Content``; a tile outside the matrix, or an unknown matrix set, 404.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.http import cache
+from api.http.deps import Caller, Ctx, base
+from api.http.errors import Problem
+from api.http.features import collection, depends_on, extent, hidden, scope_where
+from gis import schema
+from gis import tiles as gt
+
+router = APIRouter(tags=["OGC API – Tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+_KINDS = {"str": "String", "int": "Number", "float": "Number", "bool": "Boolean"}
+
+
+def _matrix_set(tms_id: str):  # noqa: ANN202
+    try:
+        return gt.matrix_set(tms_id)
+    except gt.OutsideMatrix as exc:
+        raise Problem(404, str(exc)) from None
+
+
+@router.get("/tileMatrixSets")
+def tile_matrix_sets(request: Request, who: Caller) -> JSONResponse:
+    """The tile matrix sets offered."""
+    b = base(request)
+    return JSONResponse({"tileMatrixSets": [
+        {"id": t, "title": t, "links": [{"rel": "self", "href": f"{b}/tileMatrixSets/{t}",
+                                         "type": "application/json"}]}
+        for t in gt.TMS_IDS
+    ]})  # fmt: skip
+
+
+@router.get("/tileMatrixSets/{tms_id}")
+def tile_matrix_set(tms_id: str, who: Caller) -> JSONResponse:
+    """A tile matrix set's definition (OGC 2D Tile Matrix Set 2.0)."""
+    return JSONResponse(_matrix_set(tms_id).model_dump(mode="json", exclude_none=True))
+
+
+@router.get("/collections/{cid}/tiles")
+def tilesets(request: Request, cid: str, who: Caller, ctx: Ctx) -> JSONResponse:
+    """The tilesets of a collection."""
+    c = collection(cid, who, ctx)
+    b = base(request)
+    return JSONResponse({"tilesets": [
+        {"title": f"{c.title} ({t})", "dataType": "vector", "tileMatrixSetId": t,
+         "links": [{"rel": "self", "href": f"{b}/collections/{cid}/tiles/{t}", "type": "application/json"},
+                   {"rel": "item", "href": f"{b}/collections/{cid}/tiles/{t}/{{z}}/{{x}}/{{y}}", "type": MVT,
+                    "templated": True}]}
+        for t in gt.TMS_IDS
+    ]})  # fmt: skip
+
+
+@router.get("/collections/{cid}/tiles/{tms_id}")
+def tileset(request: Request, cid: str, tms_id: str, who: Caller, ctx: Ctx) -> JSONResponse:
+    """A tileset: its tile template, zoom levels, bounds and the layer's fields."""
+    c = collection(cid, who, ctx)
+    _matrix_set(tms_id)
+    b = base(request)
+    drop = hidden(c, who)
+    fields = {f.name: _KINDS[f.kind] for f in schema.layer(c.layer).fields if f.name not in drop}
+    template = f"{b}/collections/{cid}/tiles/{tms_id}/{{z}}/{{x}}/{{y}}"
+    return JSONResponse({
+        "title": c.title, "dataType": "vector", "tileMatrixSetId": tms_id,
+        "tileMatrixSetURI": f"http://www.opengis.net/def/tilematrixset/OGC/1.0/{tms_id}",
+        "crs": "http://www.opengis.net/def/crs/EPSG/0/3857",
+        "links": [{"rel": "self", "href": f"{b}/collections/{cid}/tiles/{tms_id}", "type": "application/json"},
+                  {"rel": "item", "href": template, "type": MVT, "templated": True},
+                  {"rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                   "href": f"{b}/tileMatrixSets/{tms_id}", "type": "application/json"}],
+        "tileMatrixSetLimits": [{"tileMatrix": str(z), "minTileRow": 0, "maxTileRow": 2**z - 1,
+                                 "minTileCol": 0, "maxTileCol": 2**z - 1}
+                                for z in range(gt.MIN_ZOOM, gt.MAX_ZOOM + 1)],
+        "layers": [{"id": c.layer, "dataType": "vector", "propertiesSchema": {
+            "type": "object", "properties": {k: {"type": v.lower()} for k, v in fields.items()}}}],
+        # TileJSON 3.0, for map clients that open a tileset by its URL
+        "tilejson": "3.0.0", "tiles": [template], "minzoom": gt.MIN_ZOOM, "maxzoom": gt.MAX_ZOOM,
+        "bounds": list(extent(ctx) or (-180, -85.0511, 180, 85.0511)),
+        "vector_layers": [{"id": c.layer, "fields": fields, "minzoom": gt.MIN_ZOOM,
+                           "maxzoom": gt.MAX_ZOOM}],
+    })  # fmt: skip
+
+
+@router.get(
+    "/collections/{cid}/tiles/{tms_id}/{z}/{x}/{y}",
+    responses={200: {"content": {MVT: {}}}, 204: {"description": "an empty tile"}},
+)
+def tile(
+    request: Request, cid: str, tms_id: str, z: int, x: int, y: int, who: Caller, ctx: Ctx
+) -> Response:
+    """One vector tile (MVT) of the collection."""
+    c = collection(cid, who, ctx)
+    _matrix_set(tms_id)
+    h = cache.conditional(request, ctx.layers, who, depends_on(c))
+    if isinstance(h, Response):
+        return h
+    drop = hidden(c, who)
+    cols = [f.name for f in schema.layer(c.layer).fields if f.name not in drop]
+    try:
+        data = ctx.store.tile(
+            c.layer, tms_id, z, x, y, where=scope_where(c, who, ctx) or None, columns=cols
+        )
+    except gt.OutsideMatrix as exc:
+        raise Problem(404, str(exc)) from None
+    if not data:
+        return Response(status_code=204, headers=h)
+    return Response(data, media_type=MVT, headers=h)

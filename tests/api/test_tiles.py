@@ -1,0 +1,139 @@
+"""OGC API – Tiles on both stores: the conformance walk (tile matrix sets, tileset
+metadata, matrix limits, empty tiles, 404 outside the matrix), access, and a decoded tile
+that equals the features it came from."""
+
+from __future__ import annotations
+
+import mapbox_vector_tile
+import morecantile
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import shapely
+
+from api.http import create_app, ogc
+from gis import tiles as gt
+
+TMS = morecantile.tms.get("WebMercatorQuad")
+
+
+@pytest.fixture(scope="module")
+def tiled(served):
+    store, keys = served
+    return store, TestClient(create_app(store, anonymous_read=False)), keys
+
+
+def _h(keys, name="admin"):
+    return {"X-API-Key": keys[name]}
+
+
+def _busy_tile(store, z):
+    """A tile at zoom ``z`` over the middle of the grids (features in it)."""
+    g = store.read("grids")
+    c = g.geometry.values[len(g) // 2].representative_point()
+    return TMS.tile(c.x, c.y, z)
+
+
+def test_the_tiles_conformance_walk(tiled):
+    store, c, keys = tiled
+    h = _h(keys)
+    sets = c.get("/tileMatrixSets", headers=h).json()["tileMatrixSets"]
+    assert [s["id"] for s in sets] == ["WebMercatorQuad"]
+    tms = c.get("/tileMatrixSets/WebMercatorQuad", headers=h).json()
+    assert tms["id"] == "WebMercatorQuad" and len(tms["tileMatrices"]) >= gt.MAX_ZOOM
+    assert c.get("/tileMatrixSets/CGCS2000Quad", headers=h).status_code == 404
+    listed = c.get("/collections/grids/tiles", headers=h).json()["tilesets"]
+    assert listed[0]["tileMatrixSetId"] == "WebMercatorQuad"
+    ts = c.get("/collections/grids/tiles/WebMercatorQuad", headers=h).json()
+    assert ts["tiles"][0].endswith("/collections/grids/tiles/WebMercatorQuad/{z}/{x}/{y}")
+    limits = {lim["tileMatrix"]: lim for lim in ts["tileMatrixSetLimits"]}
+    assert limits["3"]["maxTileRow"] == 7 and limits["3"]["maxTileCol"] == 7
+    assert "households" in ts["vector_layers"][0]["fields"]
+    t = _busy_tile(store, 14)
+    r = c.get(f"/collections/grids/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}", headers=h)
+    assert (
+        r.status_code == 200 and r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    )
+    assert mapbox_vector_tile.decode(r.content)["grids"]["features"]
+    # an empty tile (the open sea at zoom 14) is 204 with no body
+    r = c.get("/collections/grids/tiles/WebMercatorQuad/14/0/0", headers=h)
+    assert r.status_code == 204 and r.content == b""
+    # outside the matrix: a column or row past the zoom's last, a zoom past the last,
+    # an unknown set: 404 problems
+    for path in ("3/8/0", "3/0/8", f"{gt.MAX_ZOOM + 1}/0/0", "-1/0/0"):
+        r = c.get(f"/collections/grids/tiles/WebMercatorQuad/{path}", headers=h)
+        assert r.status_code in (404, 422), (path, r.status_code)
+        if r.status_code == 404:
+            assert r.headers["content-type"].startswith("application/problem+json")
+    assert c.get("/collections/grids/tiles/Nope/3/0/0", headers=h).status_code == 404
+    assert c.get("/collections/nope/tiles/WebMercatorQuad/3/0/0", headers=h).status_code == 404
+
+
+def test_tiles_keep_the_access_rules_of_the_features(tiled):
+    store, c, keys = tiled
+    t = _busy_tile(store, 15)
+    path = f"/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}"
+    # buildings are for supervisors: a viewer gets 403, not a tile of households
+    assert c.get("/collections/buildings" + path, headers=_h(keys, "viewer")).status_code == 403
+    # a supervisor's tile holds only buildings of its jurisdiction
+    r = c.get("/collections/buildings" + path, headers=_h(keys, "supervisor_other"))
+    if r.status_code == 200:
+        codes = {
+            f["properties"]["community_code"]
+            for f in mapbox_vector_tile.decode(r.content)["buildings"]["features"]
+        }
+        assert all(code.startswith("370405100") for code in codes)
+    else:
+        assert r.status_code == 204
+    mine = c.get("/collections/buildings" + path, headers=_h(keys, "admin"))
+    assert mine.status_code == 200
+    # an ETag, and a repeat that still holds is 304
+    again = c.get(
+        "/collections/buildings" + path,
+        headers={**_h(keys, "admin"), "If-None-Match": mine.headers["etag"]},
+    )
+    assert again.status_code == 304
+
+
+@pytest.mark.parametrize("layer,z", [("grids", 14), ("buildings", 16), ("facilities", 13)])
+def test_a_decoded_tile_equals_the_features_it_came_from(tiled, layer, z):
+    store, c, keys = tiled
+    t = _busy_tile(store, z)
+    r = c.get(f"/collections/{layer}/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}", headers=_h(keys))
+    assert r.status_code in (200, 204)
+    got = mapbox_vector_tile.decode(r.content)[layer]["features"] if r.status_code == 200 else []
+    key = store._spec(layer).key[0]
+    xy, _ = gt.bounds("WebMercatorQuad", t.z, t.x, t.y)
+    unit = (xy[2] - xy[0]) / gt.EXTENT
+    pad = unit * gt.BUFFER
+    df = store.read(layer, bbox=gt.lonlat_with_buffer("WebMercatorQuad", t.z, t.x, t.y))
+    merc = shapely.transform(
+        df.geometry.values, lambda a: np.column_stack(gt._TO_3857.transform(a[:, 0], a[:, 1]))
+    )
+    inside = shapely.intersects(
+        merc, shapely.box(xy[0] - pad, xy[1] - pad, xy[2] + pad, xy[3] + pad)
+    )
+    want = df[inside].set_index(key, drop=False)
+    assert sorted(f["properties"][key] for f in got) == sorted(want.index)
+    m = merc[inside]
+    by_key = dict(zip(want.index, m, strict=True))
+    for f in got:
+        p = f["properties"]
+        row = want.loc[p[key]]
+        for col, v in p.items():  # the same properties (a null is left out of a tile)
+            assert row[col] == pytest.approx(v) if isinstance(v, float) else row[col] == v, (col, v)
+        never = set(ogc.COLLECTIONS[layer].hidden)  # hidden from everyone, as in the features
+        assert set(p) == {
+            col
+            for col in want.columns
+            if col not in ("geometry", *never) and row[col] == row[col] and row[col] is not None
+        }
+        # the geometry, back in Web Mercator, within a tile unit or two of the feature's
+        # (clipped to the tile and its buffer)
+        g = shapely.transform(shapely.geometry.shape(f["geometry"]), lambda a: np.column_stack(
+            [xy[0] + a[:, 0] * unit, xy[1] + a[:, 1] * unit]))  # fmt: skip
+        clip = shapely.clip_by_rect(
+            by_key[p[key]], xy[0] - pad, xy[1] - pad, xy[2] + pad, xy[3] + pad
+        )
+        assert shapely.hausdorff_distance(g, clip) < 3 * unit, p[key]
