@@ -186,6 +186,27 @@ def main() -> None:
                 ):
                     _load(urls[:32], {**headers, **enc}, 3)  # warm
                     _report(f"{name} #{r + 1}", *_load(urls, {**headers, **enc}))
+        # vector tiles, zoom 12–16, over the city (the same tiles from both servers)
+        import morecantile
+
+        tms = morecantile.tms.get("WebMercatorQuad")
+        pick = rng.choice(len(boxes), 400)
+        zs = rng.integers(12, 17, 400)
+        ts = [tms.tile((boxes[i][0] + boxes[i][2]) / 2, (boxes[i][1] + boxes[i][3]) / 2, int(z))
+              for i, z in zip(pick, zs, strict=True)]  # fmt: skip
+        ours_t = [
+            f"http://127.0.0.1:8701/collections/grids/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}"
+            for t in ts
+        ]
+        tipg_t = [
+            f"http://127.0.0.1:8702/collections/public.grids/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}"
+            for t in ts
+        ]
+        for r in range(ROUNDS):
+            for name, urls, headers in (("TiPg  grids tiles z12-16", tipg_t, {}),
+                                        ("gridgis grids tiles z12-16", ours_t, {"X-API-Key": key})):  # fmt: skip
+                _load(urls[:32], headers, 3)
+                _report(f"{name} #{r + 1}", *_load(urls, headers))
         # dispatch look-ups at buildings (points inside the city, as hotline calls are)
         sample = httpx.get(
             "http://127.0.0.1:8701/collections/buildings/items?limit=1000&offset=5000",

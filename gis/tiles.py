@@ -66,7 +66,7 @@ def encode(
     layer: str,
     rows: Sequence[Mapping[str, Any]],
     geometries: Sequence[Any],
-    tile: tuple[float, float, float, float],
+    tile: Sequence[float],
 ) -> bytes:
     """An MVT of one layer: ``rows`` (properties) with their ``geometries`` (lon/lat),
     clipped to the buffered ``tile`` (Web Mercator bounds), simplified to a tile unit and

@@ -40,6 +40,7 @@ from gis.errors import (
     StoreUnavailableError,
     ValidationError,
 )
+from gis.store import pgsql
 from gis.store.base import (
     DEFAULT_WAIT,
     GEOM,
@@ -52,6 +53,8 @@ from gis.store.base import (
     finish,
     update_values,
 )
+from gis.store.pgsql import _BUMP_RAW, _LOCK_RAW, _NAMES_RAW, _bare, _conditions
+from gis.store.pgsql import _py as _python
 
 _SA_TYPES: dict[str, Any] = {
     "str": sa.Text,
@@ -68,15 +71,6 @@ _VERSIONS = (
     sa.text(
         "ALTER TABLE gridgis_versions ADD COLUMN IF NOT EXISTS at timestamptz NOT NULL DEFAULT now()"
     ),
-)
-_LOCK_RAW = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || %s))"
-_NAMES_RAW = (
-    "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
-    "AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)"
-)
-_BUMP_RAW = (
-    "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(%s AS text[])), 1 "
-    "ON CONFLICT (layer) DO UPDATE SET v = gridgis_versions.v + 1, at = now()"
 )
 T = TypeVar("T")
 
@@ -494,41 +488,6 @@ class _PgTx(Tx):
             raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
 
 
-def _bare(sql: str) -> bool:
-    """A ``SELECT`` of functions only (no table): such statements can be one."""
-    return sql.startswith("SELECT ") and " FROM " not in sql
-
-
-def _conditions(
-    spec: schema.Layer,
-    where: Where | None,
-    below: Mapping[str, Any] | None,
-    above: Mapping[str, Any] | None,
-) -> tuple[list[str], list[Any]]:
-    """SQL conditions (psycopg placeholders) for ``where`` and the bounds."""
-    conds: list[str] = []
-    params: list[Any] = []
-    for col, values in check_where(spec, where).items():
-        if len(values) == 1:
-            conds.append(f'"{col}" = %s')
-            params.append(_python(values[0]))
-        elif not values:
-            conds.append("false")
-        else:
-            conds.append(f'"{col}" = ANY(%s)')
-            params.append([_python(v) for v in values])
-    for op, bounds in (("<", below), (">", above)):
-        for col, value in (bounds or {}).items():
-            spec.field(col)
-            conds.append(f'"{col}" {op} %s')
-            params.append(_python(value))
-    return conds, params
-
-
-def _python(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
 class PostGISStore(Store):
     """The server store: PostgreSQL with PostGIS (GiST indexes, one transaction per write)."""
 
@@ -679,18 +638,9 @@ class PostGISStore(Store):
             raise ValidationError(f"tiles of {name}", [f"{name} has no geometry"])
         cols = [c for c in spec.columns if columns is None or c in set(columns)]
         conds, params = _conditions(spec, where, None, None)
-        quoted = ", ".join(f't."{c}"' for c in cols)
-        sql = (
-            "WITH b AS (SELECT ST_TileEnvelope(%s, %s, %s) AS env), "
-            f"q AS (SELECT {quoted}{', ' if cols else ''}"
-            f'ST_AsMVTGeom(ST_Transform(t."{GEOM}", 3857), b.env, {tiles.EXTENT}, {tiles.BUFFER}, true) AS g '
-            f'FROM "{name}" t, b WHERE t."{GEOM}" && ST_Transform(ST_Expand(b.env, '
-            f"(ST_XMax(b.env) - ST_XMin(b.env)) * {tiles.BUFFER / tiles.EXTENT}), 4326)"
-            + "".join(f" AND t.{c}" for c in conds)
-            + f") SELECT ST_AsMVT(q, %s, {tiles.EXTENT}, 'g') FROM q WHERE g IS NOT NULL"
-        )  # fmt: skip
+        sql = pgsql.mvt(name, cols, conds)
         with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
+            raw: Any = conn.connection.driver_connection
             with raw.cursor() as cur:
                 cur.execute(sql, [z, x, y, *params, name])  # type: ignore[arg-type]
                 row = cur.fetchone()

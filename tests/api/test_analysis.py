@@ -130,6 +130,10 @@ def test_a_job_started_through_one_server_process_is_polled_through_another(env)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     with store.transaction() as tx:
-        tx.update("jobs", r.json()["job"], {"status": "running", "runner": f"{socket.gethostname()}:{dead}"})
+        tx.update(
+            "jobs",
+            r.json()["job"],
+            {"status": "running", "runner": f"{socket.gethostname()}:{dead}"},
+        )
     job = other.get(r.json()["href"], headers=_h(keys, "planner")).json()
     assert job["status"] == "failed" and "stopped" in job["error"], job

@@ -1,0 +1,76 @@
+"""SQL text of the PostGIS store's row path and tiles (psycopg placeholders)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gis import schema
+from gis.store.base import GEOM, Where, check_where
+
+_LOCK_RAW = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || %s))"
+_NAMES_RAW = (
+    "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
+    "AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)"
+)
+_BUMP_RAW = (
+    "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(%s AS text[])), 1 "
+    "ON CONFLICT (layer) DO UPDATE SET v = gridgis_versions.v + 1, at = now()"
+)
+
+
+def _bare(sql: str) -> bool:
+    """A ``SELECT`` of functions only (no table): such statements can be one."""
+    return sql.startswith("SELECT ") and " FROM " not in sql
+
+
+def _conditions(
+    spec: schema.Layer,
+    where: Where | None,
+    below: Mapping[str, Any] | None,
+    above: Mapping[str, Any] | None,
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (psycopg placeholders) for ``where`` and the bounds."""
+    conds: list[str] = []
+    params: list[Any] = []
+    for col, values in check_where(spec, where).items():
+        if len(values) == 1:
+            conds.append(f'"{col}" = %s')
+            params.append(_py(values[0]))
+        elif not values:
+            conds.append("false")
+        else:
+            conds.append(f'"{col}" = ANY(%s)')
+            params.append([_py(v) for v in values])
+    for op, bounds in (("<", below), (">", above)):
+        for col, value in (bounds or {}).items():
+            spec.field(col)
+            conds.append(f'"{col}" {op} %s')
+            params.append(_py(value))
+    return conds, params
+
+
+def _py(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def mvt(name: str, cols: Sequence[str], conds: Sequence[str]) -> str:
+    """The statement of one vector tile (parameters: z, x, y, the conditions', the layer
+    name): candidates through the GiST index in the tile and its buffer, ``ST_AsMVTGeom``
+    (clip, simplify, quantise), ``ST_AsMVT``.
+    """
+    from gis import tiles
+
+    quoted = ", ".join(f't."{c}"' for c in cols)
+    sql = (
+        "WITH b AS (SELECT ST_TileEnvelope(%s, %s, %s) AS env), "
+        f"q AS (SELECT {quoted}{', ' if cols else ''}"
+        f'ST_AsMVTGeom(ST_Transform(t."{GEOM}", 3857), b.env, {tiles.EXTENT}, {tiles.BUFFER}, true) AS g '
+        f'FROM "{name}" t, b WHERE t."{GEOM}" && ST_Transform(ST_Expand(b.env, '
+        f"(ST_XMax(b.env) - ST_XMin(b.env)) * {tiles.BUFFER / tiles.EXTENT}), 4326)"
+        + "".join(f" AND t.{c}" for c in conds)
+        + f") SELECT ST_AsMVT(q, %s, {tiles.EXTENT}, 'g') FROM q WHERE g IS NOT NULL"
+    )  # fmt: skip
+    return sql
