@@ -74,6 +74,10 @@ class Field:
         return {"str": "str", "float": "float64", "bool": "bool"}[self.kind]
 
 
+#: the JSON Schema type of each field kind (queryables, filters, tile properties)
+JSON_TYPES = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
+
+
 @dataclass(frozen=True)
 class Layer:
     """A layer: its key, columns and geometry type (``None`` for a plain table)."""

@@ -356,8 +356,7 @@ def filterable(c: Collection, who: Principal) -> dict[str, str]:
     """Property → JSON type a caller may filter on (never a hidden one)."""
     spec = schema.layer(c.layer)
     hidden = set(c.hidden) | (set() if who.at_least("supervisor") else set(c.viewer_hidden))
-    kinds = {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}
-    out = {f.name: kinds[f.kind] for f in spec.fields if f.name not in hidden}
+    out = {f.name: schema.JSON_TYPES[f.kind] for f in spec.fields if f.name not in hidden}
     if spec.geometry:
         out["geometry"] = "geometry"
     return out

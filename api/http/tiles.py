@@ -85,7 +85,8 @@ def tileset(request: Request, cid: str, tms_id: str, who: Caller, ctx: Ctx) -> J
                                  "minTileCol": 0, "maxTileCol": 2**z - 1}
                                 for z in range(gt.MIN_ZOOM, gt.MAX_ZOOM + 1)],
         "layers": [{"id": c.layer, "dataType": "vector", "propertiesSchema": {
-            "type": "object", "properties": {k: {"type": v.lower()} for k, v in fields.items()}}}],
+            "type": "object", "properties": {f.name: {"type": schema.JSON_TYPES[f.kind]}
+                                             for f in schema.layer(c.layer).fields if f.name in fields}}}],
         # TileJSON 3.0, for map clients that open a tileset by its URL
         "tilejson": "3.0.0", "tiles": [template], "minzoom": gt.MIN_ZOOM, "maxzoom": gt.MAX_ZOOM,
         "bounds": list(extent(ctx) or (-180, -85.0511, 180, 85.0511)),

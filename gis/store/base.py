@@ -307,13 +307,26 @@ class Store(ABC):
         from gis import tiles
 
         spec = schema.layer(name)
-        xy, _ = tiles.bounds(tms_id, z, x, y)
+        tiles.bounds(tms_id, z, x, y)  # OutsideMatrix for a tile not in the set
         if not spec.geometry:
             raise ValidationError(f"tiles of {name}", [f"{name} has no geometry"])
-        df = self.read(name, bbox=tiles.lonlat_with_buffer(tms_id, z, x, y), where=where)
         cols = [c for c in spec.columns if columns is None or c in set(columns)]
-        rows = df[cols].to_dict("records")
-        return tiles.encode(name, rows, df.geometry.values, xy)
+        return self._tile(name, tms_id, (z, x, y), where, cols)
+
+    def _tile(
+        self,
+        name: str,
+        tms_id: str,
+        zxy: tuple[int, int, int],
+        where: Where | None,
+        cols: list[str],
+    ) -> bytes:
+        """A checked :meth:`tile` request, encoded."""
+        from gis import tiles
+
+        xy, _ = tiles.bounds(tms_id, *zxy)
+        df = self.read(name, bbox=tiles.lonlat_with_buffer(tms_id, *zxy), where=where)
+        return tiles.encode(name, df[cols].to_dict("records"), df.geometry.values, xy)
 
     def settled(self, journal: str) -> contextlib.AbstractContextManager[Tx]:
         """A read of ``journal`` (see :meth:`Tx.append`) that sees every row numbered up to

@@ -142,6 +142,12 @@ def _check_idle_connections(engine: sa.Engine) -> None:
             raise sa.exc.DisconnectionError() from None  # the pool retries with a new one
 
 
+def _duplicate(what: str, exc: BaseException) -> ValidationError:
+    """The clear error of a row whose key is taken (PostgreSQL's detail names it)."""
+    msg = getattr(getattr(exc, "diag", None), "message_detail", None) or "a key exists"
+    return ValidationError(what, [f"duplicate key: {msg}"])
+
+
 class _PgTx(Tx):
     """A PostgreSQL transaction.
 
@@ -185,16 +191,18 @@ class _PgTx(Tx):
             if self.has(n):
                 self.lock(n, shared=True)
 
-    def _send(self, sql: str | None = None, params: Sequence[Any] | None = None) -> psycopg.Cursor | None:  # fmt: skip
-        """Send what is deferred and ``sql`` in one round trip; the cursor of ``sql``
-        (its rows fetched), else ``None``.
+    def _send(
+        self, sql: str | None = None, params: Sequence[Any] | None = None, *, commit: bool = False
+    ) -> psycopg.Cursor | None:
+        """Send what is deferred and ``sql`` (and the commit) in one round trip; the
+        cursor of ``sql`` (its rows fetched), else ``None``.
         """
-        if not self.deferred and sql is None:
+        if not self.deferred and sql is None and not commit:
             return None
         todo, self.deferred = self.deferred, []
         try:
             cur = self.raw.cursor()
-            if not todo:
+            if not todo and not commit:
                 cur.execute(sql, params)  # type: ignore[arg-type]
                 return cur
             with self.raw.pipeline():
@@ -202,10 +210,11 @@ class _PgTx(Tx):
                     self.raw.execute(q, p)  # type: ignore[arg-type]
                 if sql is not None:
                     cur.execute(sql, params)  # type: ignore[arg-type]
+                if commit:
+                    self.raw.commit()  # SQLAlchemy's commit after this finds nothing to do
             return cur if sql is not None else None
         except psycopg.errors.IntegrityError as exc:
-            msg = getattr(exc.diag, "message_detail", None) or "a key exists"
-            raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
+            raise _duplicate("rows", exc) from None
 
     def flush(self) -> None:
         """Send what is deferred (before a statement that goes through SQLAlchemy)."""
@@ -297,9 +306,7 @@ class _PgTx(Tx):
         try:
             self.store._copy(self.conn, spec, rows)
         except (sa.exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
-            orig = getattr(exc, "orig", exc)
-            msg = getattr(getattr(orig, "diag", None), "message_detail", None) or "a key exists"
-            raise ValidationError(f"rows for {name}", [f"duplicate key: {msg}"]) from None
+            raise _duplicate(f"rows for {name}", getattr(exc, "orig", exc)) from None
         if spec.journal:
             self._renumber(name)
         self.dirty.add(name)
@@ -475,17 +482,8 @@ class _PgTx(Tx):
         bump = sorted(n for n in self.dirty if not schema.layer(n).live or n in self.rebuilt)
         if bump:
             self.defer(_BUMP_RAW, (bump,))
-        if not self.deferred:
-            return
-        todo, self.deferred = self.deferred, []
-        try:
-            with self.raw.pipeline():
-                for q, p in todo:
-                    self.raw.execute(q, p)  # type: ignore[arg-type]
-                self.raw.commit()  # SQLAlchemy's commit after this finds nothing to do
-        except psycopg.errors.IntegrityError as exc:
-            msg = getattr(exc.diag, "message_detail", None) or "a key exists"
-            raise ValidationError("rows", [f"duplicate key: {msg}"]) from None
+        if self.deferred:
+            self._send(commit=True)
 
 
 class PostGISStore(Store):
@@ -517,14 +515,10 @@ class PostGISStore(Store):
         return f"PostGISStore({self.url!r})"
 
     def _names(self, conn: sa.Connection) -> set[str]:
-        found = conn.execute(
-            sa.text(
-                "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
-                "AND pg_table_is_visible(c.oid) AND c.relname = ANY(:names)"
-            ),
-            {"names": list(schema.LAYERS)},
-        )
-        return {r[0] for r in found}
+        raw: Any = conn.connection.driver_connection
+        with raw.cursor() as cur:  # the row path's query (one text for both)
+            cur.execute(_NAMES_RAW, (list(schema.LAYERS),))
+            return {r[0] for r in cur.fetchall()}
 
     @_guard
     def names(self) -> set[str]:
@@ -616,33 +610,24 @@ class PostGISStore(Store):
             raise _unavailable(self.url, exc) from None
 
     @_guard
-    def tile(
+    def _tile(
         self,
         name: str,
         tms_id: str,
-        z: int,
-        x: int,
-        y: int,
-        *,
-        where: Where | None = None,
-        columns: Sequence[str] | None = None,
+        zxy: tuple[int, int, int],
+        where: Where | None,
+        cols: list[str],
     ) -> bytes:
-        """The vector tile, built by PostGIS (``ST_AsMVTGeom`` clips, simplifies and
-        quantises; ``ST_AsMVT`` encodes), candidates through the GiST index.
+        """The tile, built by PostGIS (``ST_AsMVTGeom`` clips, simplifies and quantises;
+        ``ST_AsMVT`` encodes), candidates through the GiST index.
         """
-        from gis import tiles
-
         spec = self._spec(name)
-        tiles.bounds(tms_id, z, x, y)  # OutsideMatrix for a tile not in the set
-        if not spec.geometry:
-            raise ValidationError(f"tiles of {name}", [f"{name} has no geometry"])
-        cols = [c for c in spec.columns if columns is None or c in set(columns)]
         conds, params = _conditions(spec, where, None, None)
         sql = pgsql.mvt(name, cols, conds)
         with self.engine.connect() as conn:
             raw: Any = conn.connection.driver_connection
             with raw.cursor() as cur:
-                cur.execute(sql, [z, x, y, *params, name])  # type: ignore[arg-type]
+                cur.execute(sql, [*zxy, *params, name])
                 row = cur.fetchone()
             raw.rollback()
         return bytes(row[0]) if row and row[0] is not None else b""

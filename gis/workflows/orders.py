@@ -245,10 +245,13 @@ def create(
 #: what a CQL2 filter on orders may use: every property but the reporter's contact
 #: (personal data, not a search key) — and the point
 FILTERABLE = {
-    **{f.name: {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}[f.kind]
-       for f in schema.layer("orders").fields if f.name != "reporter"},
+    **{
+        f.name: schema.JSON_TYPES[f.kind]
+        for f in schema.layer("orders").fields
+        if f.name != "reporter"
+    },
     "geometry": "geometry",
-}  # fmt: skip
+}
 
 
 def _may_see_orders(who: Principal) -> bool:
