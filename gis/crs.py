@@ -247,7 +247,6 @@ def resolve(text: str | None, metric_epsg: int) -> str:
     return uri
 
 
-@functools.lru_cache(maxsize=32)
 @functools.lru_cache(maxsize=64)  # building a PROJ pipeline costs milliseconds; reuse it
 def transformer(
     uri: str, inverse: bool = False, axis_order: bool = True

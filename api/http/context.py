@@ -90,6 +90,16 @@ class Layers:
         out = {n: out[n] for n in names if n in out}
         return with_catalogue(out, names)
 
+    def peek(self, key: tuple) -> Any:
+        """What :meth:`memo` holds for ``key`` when that needs no trip to the store (no
+        version check due, value present), else ``None`` — for callers on the event loop.
+        """
+        with self.lock:
+            if time.monotonic() - self.checked >= 0.5:
+                return None
+            hit = self.cache.get(key)
+            return None if hit is None else hit[1]
+
     def memo(self, key: tuple, deps: tuple[str, ...], make: Callable[[], T], size: int = 32) -> T:
         """``make()`` computed once per key while none of the layers ``deps`` changes (the
         last ``size`` results kept).

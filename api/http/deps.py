@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.http import ogc
@@ -19,14 +20,23 @@ Tiles = Annotated[Literal["none", "osm", "tianditu", "amap"], Query(description=
 Lang = Annotated[Literal["zh", "en"], Query(description="Labels: Chinese or English.")]
 
 
-def caller(request: Request, ctx: Ctx) -> Principal:
-    """Who is calling, from the ``X-API-Key`` header (anonymous only when allowed)."""
+async def caller(request: Request, ctx: Ctx) -> Principal:
+    """Who is calling, from the ``X-API-Key`` header (anonymous only when allowed).
+
+    A coroutine: a sync dependency costs every request a hop to a worker thread and back;
+    the keys come from this process's cache, and only when the store must be asked (every
+    half second, or after the keys changed) does that go to a thread.
+    """
     key = request.headers.get("x-api-key")
     if key is None:
         if ctx.settings.anonymous_read:
             return ANONYMOUS
         raise Problem(401, "send an API key in the X-API-Key header")
-    keys = ctx.layers.memo(("keys",), ("api_keys",), lambda: access.principals(ctx.store))
+    keys = ctx.layers.peek(("keys",))
+    if keys is None:
+        keys = await run_in_threadpool(
+            ctx.layers.memo, ("keys",), ("api_keys",), lambda: access.principals(ctx.store)
+        )
     p = keys.get(access.digest(key))
     if p is None:
         raise Problem(401, "unknown or revoked API key")
@@ -39,7 +49,7 @@ Caller = Annotated[Principal, Depends(caller)]
 def role(needed: str, what: str) -> Any:
     """A dependency: the caller, who must hold at least ``needed``."""
 
-    def check(who: Caller) -> Principal:
+    async def check(who: Caller) -> Principal:  # no I/O: no thread hop
         if not who.at_least(needed):
             raise Problem(403, f"{what} needs the {needed} role")
         return who
