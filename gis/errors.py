@@ -81,3 +81,7 @@ class ConflictError(GridError, ValueError):
 
 class AccessError(GridError, PermissionError):
     """A request outside the caller's role or jurisdiction."""
+
+
+class StaleTagError(ConflictError):
+    """An edit whose ``If-Match`` tag no longer matches the stored feature (HTTP 412)."""

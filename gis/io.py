@@ -735,6 +735,32 @@ def load(
     return out
 
 
+def check_rows(
+    name: str,
+    rows: pd.DataFrame,
+    *,
+    communities: gpd.GeoDataFrame | None = None,
+    facility_types: set[str] | None = None,
+) -> pd.DataFrame:
+    """Rows given in memory (an API edit: a GeoDataFrame in EPSG:4326 for a layer with
+    geometry) validated exactly as an import of a file holding them would be; one error
+    for every problem, repairs included (an edit is not silently changed).
+    """
+    raw = RawInput(Path(name), rows.reset_index(drop=True),
+                   pd.Series([f"feature {i + 1}" for i in range(len(rows))]))  # fmt: skip
+    if name == "buildings":
+        out = _buildings(raw, "wgs84", communities)
+    elif name == "facilities":
+        out = _facilities(raw, "wgs84", facility_types)
+    else:
+        out = _workers(raw, "wgs84", set(communities["code"]) if communities is not None else None)
+    if raw.problems or raw.repairs or raw.footprints is not None:
+        raise ValidationError(
+            name, [*raw.problems, *raw.repairs] or ["give a point, not a footprint"]
+        )
+    return schema.conform(name, out)
+
+
 def systems_of(crs: str | Mapping[str, str], layers: Iterable[str]) -> dict[str, str]:
     """The lon/lat system of each input layer: one for all, or per layer (default WGS84)."""
     if isinstance(crs, str):

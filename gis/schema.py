@@ -498,6 +498,23 @@ LAYERS: dict[str, Layer] = {
             live=True,
         ),
         Layer(
+            "stale",
+            ("id",),
+            (
+                Field("id", "str"),
+                # what an edit made stale: "coverage:<type>" (its gaps too), "grids"
+                # (their households), "quotas"; gone when that result is computed again
+                Field("result", "str", label="待重算结果"),
+                Field("cause", "str", label="原因"),
+                Field("at", "str", label="时间"),
+                Field("who", "str", label="修改人"),
+            ),
+            None,
+            "待重算结果",
+            indexes=(("result",),),
+            live=True,
+        ),
+        Layer(
             "audit",
             ("id",),
             (

@@ -107,6 +107,30 @@ def conditional(
     return headers
 
 
+def feature_tag(content: str, request: Request, who: Principal) -> str:
+    """The strong ``ETag`` of one editable feature: its content tag (a hash of the stored
+    row, :func:`gis.edits.content_tag`) and, after a dot, the representation (CRS, format,
+    who asks) — ``If-Match`` on an edit is checked against the first part only.
+    """
+    raw = json.dumps([request.url.path, sorted(request.query_params.multi_items()),
+                      request.headers.get("accept", ""), who.role, who.scope, who.worker_id])  # fmt: skip
+    return f'"{content}.{hashlib.sha256(raw.encode()).hexdigest()[:8]}"'
+
+
+def matched(header: str | None, tag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``tag`` (any coding of it) or is ``*``."""
+    return header is not None and (header.strip() == "*" or tag in _tags(header))
+
+
+def if_match(header: str | None) -> set[str] | None:
+    """The content tags an ``If-Match`` header holds (``{"*"}`` for any), ``None`` without one."""
+    if header is None:
+        return None
+    if header.strip() == "*":
+        return {"*"}
+    return {t.strip('"').split(".")[0] for t in _tags(header) if t}
+
+
 class CodingInTag:
     """Name the content coding in a strong ``ETag`` (wraps the compression middleware:
     the gzip and the plain answer are different representations, each with its own tag).

@@ -24,6 +24,7 @@ from gis.errors import (
     GridError,
     LayerNotFoundError,
     NotFoundError,
+    StaleTagError,
     StoreBusyError,
     StoreUnavailableError,
 )
@@ -32,7 +33,7 @@ log = logging.getLogger("gridgis.api")
 PROBLEM = "application/problem+json"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 412: "Precondition failed",
-          413: "Too large", 429: "Too many requests", 500: "Internal error",
+          413: "Too large", 415: "Unsupported media type", 428: "Precondition required", 429: "Too many requests", 500: "Internal error",
           503: "Service unavailable"}  # fmt: skip
 
 #: domain error → HTTP status (the first class that matches, in order)
@@ -42,6 +43,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404),
     (LayerNotFoundError, 404),
     (AccessError, 403),
+    (StaleTagError, 412),
     (ConflictError, 409),
     (GridError, 400),
 )

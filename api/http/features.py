@@ -10,12 +10,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+import shapely
+
 from api.http import cache, ogc
 from api.http.deps import Caller, Ctx, Fmt, base, reply, wants_html
 from api.http.errors import Problem
 from gis import crs as gcrs
 from gis.access import Principal
 from gis.crs import metric_crs
+from gis.edits import EDITABLE
+from gis.store.base import Page
+from gis.workflows import features as wfeatures
 
 router = APIRouter(tags=["OGC API – Features"])
 GEOJSON = "application/geo+json"
@@ -320,18 +325,34 @@ def item(
     ] = None,
     f: Fmt = None,
 ) -> Response:
-    """One feature by id (404 outside the caller's jurisdiction, as if absent)."""
+    """One feature by id (404 outside the caller's jurisdiction, as if absent).
+
+    A feature of an editable collection (facilities, buildings, workers) carries the
+    ``ETag`` an edit's ``If-Match`` names: made from the stored feature, so it changes
+    when that feature does, not when another one of its layer does.
+    """
     c = collection(cid, who, ctx)
-    h = cache.conditional(request, ctx.layers, who, depends_on(c))
-    if isinstance(h, Response):
-        return h
     out_crs = gcrs.resolve(crs, metric_epsg(ctx))
     key = ctx.store._spec(c.layer).key[0]
-    page = ctx.store.page(c.layer, where={key: fid}, limit=1)
-    if not page.rows or (
-        c.jurisdiction is not None and not who.covers(page.rows[0][c.jurisdiction])
-    ):
-        raise Problem(404, f"no feature {fid!r} in {cid}")
+    if c.layer in EDITABLE:
+        row, content = wfeatures.get(ctx.store, who, c.layer, fid)
+        tag = cache.feature_tag(content, request, who)
+        h = {"ETag": tag, "Cache-Control": "private, no-cache",
+             "Vary": "Accept, Accept-Encoding, X-API-Key"}  # fmt: skip
+        if cache.matched(request.headers.get("if-none-match"), tag):
+            return Response(status_code=304, headers=h)
+        g = row.pop("geometry", None)
+        page = Page(c.layer, [row], [None if g is None else shapely.to_geojson(g)], 1)
+    else:
+        checked = cache.conditional(request, ctx.layers, who, depends_on(c))
+        if isinstance(checked, Response):
+            return checked
+        h = checked
+        page = ctx.store.page(c.layer, where={key: fid}, limit=1)
+        if not page.rows or (
+            c.jurisdiction is not None and not who.covers(page.rows[0][c.jurisdiction])
+        ):
+            raise Problem(404, f"no feature {fid!r} in {cid}")
     page.geometry = ogc.reproject_geojson(page.geometry, out_crs)
     b = base(request)
     feat = ogc.features_json(page.rows, page.geometry, key, hidden(c, who), grid_extra(c, ctx))[0]

@@ -93,3 +93,15 @@ def read(tx: Tx, required: Iterable[str], optional: Iterable[str] = ()) -> dict[
     with_catalogue(frames, [*required, *optional])
     need(frames, *required, where=getattr(getattr(tx, "store", None), "url", "the store"))
     return frames
+
+
+def clear_stale(tx: Tx, results: Iterable[str]) -> None:
+    """Drop the marks of ``results`` (``coverage:<type>``, ``grids``, ``quotas``,
+    ``assignments``) that edits left in the ``stale`` layer: they were just computed again.
+    """
+    results = sorted(set(results))
+    if not results or not tx.has("stale"):
+        return
+    ids = [r["id"] for r in tx.rows("stale", {"result": results}, columns=["id"])]
+    if ids:
+        tx.delete("stale", ids)

@@ -16,7 +16,7 @@ from gis.access import Principal
 from gis.coverage import Coverage, compute
 from gis.reference import facility_types
 from gis.store import Store, Tx
-from gis.workflows.base import Files, Inputs, read
+from gis.workflows.base import Files, Inputs, clear_stale, read
 
 NEEDS = ("buildings", "facilities", "communities")
 OPTIONAL = ("grids", "roads", "facility_types")
@@ -61,6 +61,7 @@ def run(
             grids=f.get("grids"), roads=f.get("roads"), mode=city.coverage_mode, only=types,
         )  # fmt: skip
         tx.write(merged(tx, cv))
+        clear_stale(tx, [f"coverage:{t}" for t in set(cv.table["type"])])
         tx.audit(actor.name, "coverage.run", ",".join(sorted(set(cv.table["type"]))),
                  f"{cv.mode}, {len(cv.gaps)} gap areas")  # fmt: skip
     return cv

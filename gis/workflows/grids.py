@@ -28,7 +28,7 @@ from gis.regrid import Update, update
 from gis.rules import GridRules
 from gis.settings import BandChange
 from gis.store import Store, Tx, now
-from gis.workflows.base import Files, Tick, read
+from gis.workflows.base import Files, Tick, clear_stale, read
 
 #: the layers a division writes (and locks from its first read)
 WRITES = ("grids", "grid_history", "settings")
@@ -105,6 +105,8 @@ def build(
         if history is not None:
             out["grid_history"] = history
         tx.write(out)
+        if only is None:
+            clear_stale(tx, ["grids"])  # every grid's households counted again
         fig = _figures(div.grids, div.communities, f["communities"], rules.grids)
         tx.audit(actor.name, "grids.build", "grids",
                  f"{len(div.grids)} grids in {len(div.communities)} communities")  # fmt: skip
@@ -134,6 +136,7 @@ def regrid(
         hist = f.get("grid_history")
         hist = pd.concat([hist, u.history], ignore_index=True) if hist is not None else u.history
         tx.write({"grids": u.grids, "grid_history": hist})
+        clear_stale(tx, ["grids"])
         # open work orders in a retired grid go to the grid now holding them
         moved = worders.reroute(tx, u.grids, actor.name)
         tx.audit(actor.name, "grids.update", "grids",

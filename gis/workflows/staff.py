@@ -16,7 +16,7 @@ from gis.assign import Assignment, assign
 from gis.errors import InputFileError, LayerNotFoundError, NotFoundError, ValidationError
 from gis.staffing import GradeRules, StaffRules, payroll, quotas, salary_table
 from gis.store import Store, Tx
-from gis.workflows.base import Files, read
+from gis.workflows.base import Files, clear_stale, read
 
 QUOTA_WRITES = ("quotas", "settings")
 
@@ -43,6 +43,7 @@ def refresh_quotas(tx: Tx, rules: StaffRules) -> pd.DataFrame:
     f = read(tx, ("communities", "buildings"))
     q = quota_table(f["communities"], f["buildings"], rules)
     tx.write({"quotas": q})
+    clear_stale(tx, ["quotas"])
     return q
 
 
@@ -111,6 +112,7 @@ def assign_workers(store: Store, actor: Principal, **rules: Any) -> tuple[Assign
             if f.get("workers") is not None
             else {"assignments": a.assignments}
         )
+        clear_stale(tx, ["assignments"])
         tx.audit(actor.name, "assignments.assign", "assignments",
                  f"{len(a.assignments)} grids, {a.moved} workers moved")  # fmt: skip
     return a, city.staff

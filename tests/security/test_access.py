@@ -51,8 +51,8 @@ def env(served, map_frames):
     }
 
 
-def _call(env, role, method, url, **kw):
-    headers = {}
+def _call(env, role, method, url, headers=None, **kw):
+    headers = dict(headers or {})
     if role == "bad key":
         headers["X-API-Key"] = "gg_not_a_key"
     elif role != "anonymous":
@@ -146,6 +146,25 @@ MATRIX = [
         "in",
         (401, 401, 403, 200, 204, 200, 200),
     ),
+    # edits (OGC API – Features Part 4): a facility's jurisdiction is where it lies; a
+    # building of another street is not there for its supervisor ({facility}: a fresh one)
+    ("POST", "/collections/facilities/items", "in", (401, 401, 403, 201, 403, 201, 201)),
+    ("POST", "/collections/facilities/items", "out", (401, 401, 403, 403, 201, 403, 201)),
+    (
+        "PATCH",
+        "/collections/facilities/items/{facility}",
+        "in",
+        (401, 401, 403, 200, 403, 200, 200),
+    ),
+    (
+        "DELETE",
+        "/collections/facilities/items/{facility}",
+        "in",
+        (401, 401, 403, 204, 403, 204, 204),
+    ),
+    ("PUT", "/collections/buildings/items/{building}", "in", (401, 401, 403, 200, 404, 200, 200)),
+    ("PUT", "/collections/buildings/items/{building}", "out", (401, 401, 403, 404, 200, 404, 200)),
+    ("GET", "/stale", None, SUPERVISOR),
 ]
 
 
@@ -178,7 +197,20 @@ def _body(env, role, method, url, side):
         return {"source": "hotline", "type": "repair", "description": "测试", **site}
     if url.endswith("/transitions"):
         return {"action": "escalate", "version": 1}
+    if url == "/collections/facilities/items":
+        return _new_facility(env, side)
+    if "/collections/facilities/items/" in url and method == "PATCH":
+        return {"properties": {"name": "改名"}}
+    if "/collections/buildings/items/" in url and method == "PUT":
+        r = _call(env, "admin", "GET", url)  # the building as it is: a replace that keeps it
+        return {k: v for k, v in r.json().items() if k != "links"}
     return None
+
+
+def _new_facility(env, side):
+    lon, lat = env["point"][side]
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"name": "测试设施", "type": "kindergarten", "status": "planned"}}  # fmt: skip
 
 
 def _scenario(env, name, side):
@@ -207,13 +239,25 @@ def test_matrix(env, role, method, url, where, expected):
         )
         assert r.status_code == 201, r.text
         order = r.json()["id"]
+    facility = None
+    if "{facility}" in url:  # a fresh facility inside the jurisdiction
+        r = _call(
+            env, "admin", "POST", "/collections/facilities/items", json=_new_facility(env, "in")
+        )
+        assert r.status_code == 201, r.text
+        facility = r.json()["id"]
     url = url.format(
         building=env["building"][side], grid=env["grid"][side], lon=lon, lat=lat,
         job=env["job"], scenario=f"own-{tag}", theirs=f"theirs-{tag}", outside=f"out-{tag}",
-        order=order, **_tile(lon, lat),
+        order=order, facility=facility, **_tile(lon, lat),
     )  # fmt: skip
     body = _body(env, role, method, url, side)
-    r = _call(env, role, method, url, **({"json": body} if body is not None else {}))
+    extra = (
+        {"headers": {"If-Match": "*"}}
+        if method in ("PUT", "PATCH", "DELETE") and "/items/" in url
+        else {}
+    )
+    r = _call(env, role, method, url, **({"json": body} if body is not None else {}), **extra)
     assert r.status_code == expected[ROLES.index(role)], (role, method, url, r.text)
     if r.status_code >= 400:
         assert r.headers["content-type"] == "application/problem+json"
