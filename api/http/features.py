@@ -162,6 +162,10 @@ class ItemsParams(BaseModel):
         ],
     )
     filter_lang: Literal["cql2-text"] | None = Field(default=None, alias="filter-lang")
+    datetime: str | None = Field(
+        default=None, max_length=100,
+        description="Workers hired on a day or in an interval: 2020-05-01, 2019-01-01/.., ../2020-12-31",
+    )  # fmt: skip
     filter_crs: str | None = Field(default=None, alias="filter-crs", description="Only CRS84.")
     sortby: str | None = Field(
         default=None, max_length=500, description="Order: properties, '-' first for descending.",
@@ -208,6 +212,9 @@ def items_query(
             if p.filter is not None
             else None
         )
+        if p.datetime is not None:
+            when = ogc.datetime_filter(p.datetime, c, ogc.filterable(c, who))
+            cql = when if cql is None or cql is True else (False if cql is False else _and(cql, when))
         columns = [k for k in ogc.filterable(c, who) if k != "geometry"]
         sortby = ogc.parse_sortby(p.sortby, columns)
         keep = (
@@ -229,6 +236,12 @@ def items_query(
     for k, codes in scope_where(c, who, ctx).items():
         where[k] = ([where[k]] if where[k] in codes else ["-"]) if k in where else codes
     return ItemsQuery(box, p.limit, p.offset, out_crs, cql, where, sortby, keep)
+
+
+def _and(a: Any, b: Any) -> Any:
+    from pygeofilter import ast as A
+
+    return a if b is True else (False if b is False else A.And(a, b))
 
 
 def scope_where(c: ogc.Collection, who: Principal, ctx: Ctx) -> dict[str, list[str]]:

@@ -35,6 +35,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    # Part 4 (facilities, buildings, workers; api.http.edits)
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
 ]
 MAX_LIMIT = 10_000
 RESERVED = {
@@ -67,6 +71,8 @@ class Collection:
     hidden: tuple[str, ...] = ("synthetic",)
     viewer_hidden: tuple[str, ...] = ()
     queryables: tuple[str, ...] = field(default_factory=tuple)
+    #: the property ``datetime`` filters on (a date, ``YYYY-MM-DD``), if it has one
+    time: str | None = None
 
 
 COLLECTIONS = {
@@ -120,6 +126,7 @@ COLLECTIONS = {
             jurisdiction="community_code",
             hidden=("synthetic", "home_lon", "home_lat"),
             queryables=("id", "community_code", "role"),
+            time="hired",
         ),
         Collection(
             "buildings",
@@ -533,3 +540,39 @@ def parse_properties(text: str | None, allowed: Iterable[str]) -> set[str] | Non
             f"properties {', '.join(map(repr, unknown))}: there are {', '.join(sorted(allowed))}"
         )
     return want
+
+
+def datetime_filter(value: str, c: Collection, allowed: dict[str, str]) -> Any:
+    """The ``datetime`` parameter (an instant, or ``start/end`` with ``..`` or nothing for
+    an open end; RFC 3339) as a CQL2 condition on the collection's date property, in
+    China Standard Time (the dates are local). ``ValueError`` for a collection without
+    time or a value that is not RFC 3339.
+    """
+    import pandas as pd
+
+    if c.time is None:
+        with_time = ", ".join(x.id for x in COLLECTIONS.values() if x.time) or "none"
+        raise ValueError(f"{c.id} has no time property; datetime applies to: {with_time}")
+
+    def day(v: str) -> str | None:
+        if v in ("", ".."):
+            return None
+        try:
+            t = pd.Timestamp(v)
+        except (ValueError, TypeError):
+            raise ValueError(f"datetime {value!r} is not RFC 3339 (or an interval of two)") from None
+        if t is pd.NaT:
+            raise ValueError(f"datetime {value!r} is not RFC 3339")
+        if t.tzinfo is not None:
+            t = t.tz_convert("Asia/Shanghai")
+        return str(t.date().isoformat())
+
+    start, sep, end = value.partition("/")
+    a, b = day(start), (day(end) if sep else day(start))
+    if sep and a is not None and b is not None and a > b:
+        raise ValueError(f"datetime {value!r}: the interval ends before it starts")
+    if a is None and b is None:  # "..", "../..": RFC 3339 has no such instant or interval
+        raise ValueError(f"datetime {value!r}: an instant, or an interval with one end at least")
+    parts = [f"{c.time} >= '{a}'" if a else "", f"{c.time} <= '{b}'" if b else ""]
+    text = " AND ".join(p for p in parts if p) or "1=1"
+    return parse_filter(text, None, allowed)

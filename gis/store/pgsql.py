@@ -74,3 +74,34 @@ def mvt(name: str, cols: Sequence[str], conds: Sequence[str]) -> str:
         + f") SELECT ST_AsMVT(q, %s, {tiles.EXTENT}, 'g') FROM q WHERE g IS NOT NULL"
     )  # fmt: skip
     return sql
+
+
+def page(
+    spec: schema.Layer,
+    bbox: tuple[float, float, float, float] | None,
+    where: Where | None,
+    sortby: Sequence[tuple[str, bool]],
+    limit: int,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    """The statement of an items page without a CQL2 filter (the common request): the
+    columns, the GeoJSON written by PostGIS and the count of all matches (a window), the
+    bbox through the GiST index. Built as text — SQLAlchemy's statement building was a
+    third of an items request's Python time.
+    """
+    conds, params = _conditions(spec, where, None, None)
+    if bbox is not None and spec.geometry:
+        env = "ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+        conds = [f'"{GEOM}" && {env}', f'ST_Intersects("{GEOM}", {env})', *conds]
+        params = [*(float(v) for v in bbox), *(float(v) for v in bbox), *params]
+    cols = [f'"{c}"' for c in spec.columns]
+    if spec.geometry:
+        cols.append(f'ST_AsGeoJSON("{GEOM}", 9)')
+    order = [f'"{spec.field(c).name}"{" DESC" if d else ""}' for c, d in sortby]
+    order += [f'"{k}"' for k in spec.key]
+    sql = (
+        f'SELECT {", ".join(cols)}, count(*) OVER () FROM "{spec.name}"'
+        + (f" WHERE {' AND '.join(conds)}" if conds else "")
+        + f" ORDER BY {', '.join(order)} LIMIT %s OFFSET %s"
+    )
+    return sql, [*params, int(limit), int(offset)]

@@ -16,8 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -37,7 +35,6 @@ from gis.errors import (
     LayerNotFoundError,
     StoreBusyError,
     StoreError,
-    StoreUnavailableError,
     ValidationError,
 )
 from gis.store import pgsql
@@ -53,6 +50,7 @@ from gis.store.base import (
     finish,
     update_values,
 )
+from gis.store.pgconn import _check_idle_connections, _guard, _unavailable
 from gis.store.pgsql import _BUMP_RAW, _LOCK_RAW, _NAMES_RAW, _bare, _conditions
 from gis.store.pgsql import _py as _python
 
@@ -85,61 +83,6 @@ def _table(spec: schema.Layer, metadata: sa.MetaData, name: str | None = None) -
     return sa.Table(
         table, metadata, *cols, sa.PrimaryKeyConstraint(*spec.key, name=f"{table}_pkey")
     )
-
-
-def _unavailable(url: str, exc: BaseException) -> StoreUnavailableError:
-    return StoreUnavailableError(f"the database of {url} cannot be reached ({type(exc).__name__})")
-
-
-def _guard(fn: Callable[..., T]) -> Callable[..., T]:
-    """A read that meets a connection the database dropped (a restart) runs once more on a
-    fresh one (SQLAlchemy has discarded the whole pool by then); a database that cannot be
-    reached raises :class:`StoreUnavailableError`.
-    """
-
-    @functools.wraps(fn)
-    def inner(self: PostGISStore, *args: Any, **kw: Any) -> T:
-        for attempt in (1, 2):
-            try:
-                return fn(self, *args, **kw)
-            except sa.exc.DBAPIError as exc:
-                if attempt == 1 and exc.connection_invalidated:
-                    continue
-                if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-                    raise _unavailable(self.url, exc) from None
-                raise
-        raise AssertionError("unreachable")
-
-    return inner
-
-
-#: a pooled connection idle for longer than this is checked before use (under load
-#: connections come back within milliseconds and are used as they are)
-IDLE_CHECK_S = 2.0
-
-
-def _check_idle_connections(engine: sa.Engine) -> None:
-    """Check a pooled connection before use when it has been idle: a database restart or a
-    dropped link is found before the request's query, and SQLAlchemy takes a fresh one.
-    """
-
-    @sa.event.listens_for(engine, "checkin")
-    def checkin(dbapi_con: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @sa.event.listens_for(engine, "checkout")
-    def checkout(dbapi_con: Any, record: Any, proxy: Any) -> None:
-        since = record.info.get("idle_since")
-        if since is None or time.monotonic() - since < IDLE_CHECK_S:
-            return
-        try:
-            with dbapi_con.cursor() as cur:
-                cur.execute("SELECT 1")
-            # end the transaction the check opened: a connection handed out "in
-            # transaction" cannot take a snapshot's isolation level (500 after an idle spell)
-            dbapi_con.rollback()
-        except psycopg.Error:
-            raise sa.exc.DisconnectionError() from None  # the pool retries with a new one
 
 
 def _duplicate(what: str, exc: BaseException) -> ValidationError:
@@ -514,6 +457,14 @@ class PostGISStore(Store):
     def __repr__(self) -> str:
         return f"PostGISStore({self.url!r})"
 
+    def _reader(self) -> sa.Connection:
+        """A pooled connection in autocommit for a read of one statement (or a few that
+        need no snapshot): no ``BEGIN`` and ``ROLLBACK`` round trips around it — they
+        were two of the three round trips of an items page. Back in the pool it is in
+        transaction mode again (SQLAlchemy resets the isolation level).
+        """
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
     def _names(self, conn: sa.Connection) -> set[str]:
         raw: Any = conn.connection.driver_connection
         with raw.cursor() as cur:  # the row path's query (one text for both)
@@ -523,13 +474,13 @@ class PostGISStore(Store):
     @_guard
     def names(self) -> set[str]:
         """The gridgis tables in the database's search path."""
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return self._names(conn)
 
     @_guard
     def versions(self) -> dict[str, int]:
         """Layer → write counter (table ``gridgis_versions``)."""
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             return {
                 r[0]: int(r[1])
                 for r in conn.execute(sa.text("SELECT layer, v FROM gridgis_versions"))
@@ -538,14 +489,14 @@ class PostGISStore(Store):
     @_guard
     def stamps(self) -> dict[str, tuple[int, datetime | None]]:
         """Layer → (write counter, time of the last write)."""
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             rows = conn.execute(sa.text("SELECT layer, v, at FROM gridgis_versions")).fetchall()
         return {r[0]: (int(r[1]), r[2]) for r in rows}
 
     @_guard
     def layers(self) -> dict[str, int]:
         """Layer name → row count."""
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             names = self._names(conn)
             return {
                 n: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
@@ -592,7 +543,7 @@ class PostGISStore(Store):
     ) -> pd.DataFrame:
         """Read a layer with SQL-side filters (bbox through the GiST index)."""
         self._spec(name)
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             if name not in self._names(conn):
                 raise self._missing(name, self._names(conn))
             return self._read(conn, name, bbox, where, columns)
@@ -624,12 +575,13 @@ class PostGISStore(Store):
         spec = self._spec(name)
         conds, params = _conditions(spec, where, None, None)
         sql = pgsql.mvt(name, cols, conds)
-        with self.engine.connect() as conn:
-            raw: Any = conn.connection.driver_connection
+
+        def run(raw: Any) -> Any:
             with raw.cursor() as cur:
                 cur.execute(sql, [*zxy, *params, name])
-                row = cur.fetchone()
-            raw.rollback()
+                return cur.fetchone()
+
+        row = self._raw(run)
         return bytes(row[0]) if row and row[0] is not None else b""
 
     @contextlib.contextmanager
@@ -685,6 +637,8 @@ class PostGISStore(Store):
         is written by PostGIS and the count comes with the page (a window over the filter).
         """
         spec = self._spec(name)
+        if cql is None or cql is True:
+            return self._page_text(spec, bbox, where, limit, offset, sortby)
         t = self.tables[name]
         conds: list[Any] = []
         if bbox is not None and spec.geometry:
@@ -708,7 +662,7 @@ class PostGISStore(Store):
         order = [t.c[spec.field(c).name].desc() if d else t.c[c] for c, d in sortby]
         q = sa.select(*sel).where(*conds).order_by(*order, *[t.c[k] for k in spec.key])
         q = q.limit(int(limit)).offset(int(offset))
-        with self.engine.connect() as conn:
+        with self._reader() as conn:
             try:
                 rows = conn.execute(q).fetchall()
             except (sa.exc.ProgrammingError, sa.exc.DataError, sa.exc.InternalError) as exc:
@@ -729,6 +683,58 @@ class PostGISStore(Store):
         k = len(spec.columns)
         return Page(
             name,
+            [dict(zip(spec.columns, r[:k], strict=True)) for r in rows],
+            [r[k] for r in rows] if spec.geometry else [None] * len(rows),
+            matched,
+        )
+
+    def _raw(self, run: Callable[[Any], T]) -> T:
+        """``run(psycopg connection)`` on an autocommit connection; a connection the
+        database dropped (a restart, a failover) is replaced with the whole pool and the
+        read runs once more, as :func:`_guard` does for SQLAlchemy's reads.
+        """
+        for attempt in (1, 2):
+            with self._reader() as conn:
+                raw: Any = conn.connection.driver_connection
+                try:
+                    return run(raw)
+                except psycopg.OperationalError as exc:
+                    lost = raw.closed or raw.broken
+                    if lost:
+                        conn.invalidate()
+                        self.engine.dispose(close=False)  # the others went with it
+                    if not (lost and attempt == 1):
+                        raise _unavailable(self.url, exc) from None
+        raise AssertionError("unreachable")
+
+    def _page_text(
+        self,
+        spec: schema.Layer,
+        bbox: BBox | None,
+        where: Where | None,
+        limit: int,
+        offset: int,
+        sortby: Sequence[tuple[str, bool]],
+    ) -> Page:
+        """:meth:`page` without a CQL2 filter: one statement of text, straight to psycopg."""
+
+        def run(raw: Any) -> tuple[list[Any], int]:
+            with raw.cursor() as cur:
+                cur.execute(*pgsql.page(spec, bbox, where, sortby, limit, offset))
+                rows = cur.fetchall()
+                if rows or not offset:
+                    return rows, int(rows[0][-1]) if rows else 0
+                cur.execute(*pgsql.page(spec, bbox, where, (), 1, 0))  # past the end: the count
+                more = cur.fetchall()
+                return rows, int(more[0][-1]) if more else 0
+
+        try:
+            rows, matched = self._raw(run)
+        except psycopg.errors.UndefinedTable:
+            raise self._missing(spec.name) from None
+        k = len(spec.columns)
+        return Page(
+            spec.name,
             [dict(zip(spec.columns, r[:k], strict=True)) for r in rows],
             [r[k] for r in rows] if spec.geometry else [None] * len(rows),
             matched,

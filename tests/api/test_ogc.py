@@ -328,3 +328,35 @@ def test_sortby_properties_and_skip_geometry(api):
         assert bad.status_code == 400 and bad.headers["content-type"].startswith(
             "application/problem"
         )
+
+
+@pytest.mark.parametrize(
+    "when, keep",
+    [
+        ("2018-03-01", lambda d: d == "2018-03-01"),
+        ("2018-01-01/2019-12-31", lambda d: "2018-01-01" <= d <= "2019-12-31"),
+        ("2019-06-01/..", lambda d: d >= "2019-06-01"),
+        ("../2016-12-31", lambda d: d <= "2016-12-31"),
+        ("2017-12-31T20:00:00Z/2018-06-30T12:00:00+08:00", lambda d: "2018-01-01" <= d <= "2018-06-30"),
+    ],
+)  # fmt: skip
+def test_datetime_on_the_workers_hire_dates(api, map_frames, when, keep):
+    client, _ = api
+    hired = map_frames["workers"]["hired"]
+    want = sorted(map_frames["workers"]["id"][hired.map(keep)])
+    r = client.get("/collections/workers/items", params={"datetime": when, "limit": 10_000})
+    assert r.status_code == 200, r.text
+    assert sorted(f["id"] for f in r.json()["features"]) == want
+    # with a filter beside it: both hold
+    r = client.get("/collections/workers/items",
+                   params={"datetime": when, "filter": "role = 'grid'", "limit": 10_000})  # fmt: skip
+    role = map_frames["workers"].set_index("id")["role"]
+    assert sorted(f["id"] for f in r.json()["features"]) == [i for i in want if role[i] == "grid"]
+
+
+@pytest.mark.parametrize("cid, when", [("grids", "2020-01-01"), ("workers", "yesterday"),
+                                       ("workers", "2020-01-01/2019-01-01"), ("workers", "../..")])  # fmt: skip
+def test_bad_datetime_is_400(api, cid, when):
+    client, _ = api
+    r = client.get(f"/collections/{cid}/items", params={"datetime": when})
+    assert r.status_code == 400 and "datetime" in r.json()["detail"], r.text

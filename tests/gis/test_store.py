@@ -293,10 +293,10 @@ def test_a_pooled_connection_idle_for_a_while_serves_a_snapshot(postgis_store, t
     """A connection checked after an idle spell must come back out of its check's
     transaction (it used to: the next snapshot failed, a 500 after every quiet period).
     """
-    from gis.store import postgis
+    from gis.store import pgconn
 
     postgis_store.write(town)
-    monkeypatch.setattr(postgis, "IDLE_CHECK_S", 0.0)
+    monkeypatch.setattr(pgconn, "IDLE_CHECK_S", 0.0)
     for _ in range(3):
         with postgis_store.snapshot() as tx:
             assert len(tx.rows("buildings", {"id": str(town["buildings"]["id"].iloc[0])})) == 1
