@@ -38,6 +38,7 @@ LAYERS = {
     ),
     "staffing_city": ("streets", "communities", "buildings", "workers", "settings", "quotas"),
     "orders": ("districts", "streets", "communities", "grids", "orders", "settings"),
+    "city": ("districts", "streets", "communities", "settings"),
     "scenario": (
         "streets", "communities", "facility_types", "buildings", "facilities", "grids", "roads",
         "scenarios", "settings",
@@ -548,3 +549,30 @@ def orders(f: Frames, sc: Scope, at: datetime, lang: str = "zh") -> OrdersView:
         hot = _empty_gdf("building_id", "type", "orders")
     g["per_1000"] = (g["orders"] / g["households"].where(g["households"] > 0) * 1000).round(1)
     return OrdersView(rules.name(lang), sc, gpd.GeoDataFrame(g, crs=grids.crs), opened, hot)
+
+
+@dataclass
+class CityView:
+    """The supervisor city map: street and community outlines of the scope; the buildings
+    come as vector tiles (600,000 of them could not be embedded).
+    """
+
+    city: str
+    scope: Scope
+    streets: gpd.GeoDataFrame  # code, name
+    communities: gpd.GeoDataFrame  # code, name
+
+
+def city(f: Frames, sc: Scope, lang: str = "zh") -> CityView:
+    """What the city map draws around its building tiles."""
+    need(f, "communities")
+    comms = sc.communities[["code", "name", "street_code", "geometry"]]
+    if "streets" in f:
+        st = f["streets"][f["streets"]["code"].isin(set(comms["street_code"]))][
+            ["code", "name", "geometry"]
+        ]
+    else:
+        st = _empty_gdf("code", "name")
+    return CityView(
+        rules_of(f).name(lang), sc, st.reset_index(drop=True), comms.reset_index(drop=True)
+    )

@@ -38,6 +38,11 @@ from gis.errors import ValidationError
 
 STATIC = Path(str(resources.files("maps"))) / "static"
 LEAFLET = STATIC / "leaflet"
+VECTORGRID = STATIC / "vectorgrid" / "Leaflet.VectorGrid.bundled.min.js"
+#: the only tile URLs a map's vector layers may name: this service's own tiles, relative
+_OWN_TILES = re.compile(
+    r"^/collections/[a-z_]+/tiles/WebMercatorQuad/\{z\}/\{x\}/\{y\}(\?[a-z_=&,0-9]*)?$"
+)
 
 TILES: dict[str, dict[str, Any]] = {
     "none": {},
@@ -305,6 +310,42 @@ class GridMap:
         return name if n else f"{name} {self.t['empty']}"
 
     # -- furniture ---------------------------------------------------------------------
+    def vector_tiles(
+        self,
+        url: str,
+        layer: str,
+        name: str,
+        *,
+        fill: str | None = None,
+        by: str | None = None,
+        breaks: tuple[float, ...] = (),
+        colours: tuple[str, ...] = (),
+        tooltip: dict[str, str] | None = None,
+        radius: float = 3.0,
+        show: bool = True,
+    ) -> None:
+        """A layer drawn from this service's vector tiles (``url``: its relative tile
+        template; ``layer``: the layer in the tile) — building-level layers at city scale,
+        which embedded GeoJSON could not carry. Points are circles, coloured by the class
+        of property ``by`` (``breaks``/``colours``) or ``fill``; ``tooltip``: property →
+        label, shown on click. Not for an Amap base map (its streets are shifted, tiles
+        are not).
+        """
+        if not _OWN_TILES.match(url):
+            raise ValueError(f"not a tile URL of this service: {url!r}")
+        if self.shift:
+            raise ValidationError(
+                "map",
+                ["vector tiles are in WGS84 and Amap's streets are not: use none, osm or tianditu"],
+            )
+        for c in (*colours, *([fill] if fill else [])):
+            _check_colour(c)
+        self.layer_specs.append({
+            "kind": "mvt", "name": name, "url": url, "layer": layer, "show": show,
+            "fill": fill, "by": by, "breaks": list(breaks), "colours": list(colours),
+            "radius": radius, "tooltip": list((tooltip or {}).items()),
+        })  # fmt: skip
+
     def legend(
         self, title: str, rows: list[tuple[str, str]], *, kind: str = "fill", note: str = ""
     ) -> None:
@@ -365,7 +406,9 @@ class GridMap:
     def html(self) -> str:
         """The map as one self-contained HTML page."""
         leaflet_js, gridgis_js, css = _assets()
+        vector = any(spec["kind"] == "mvt" for spec in self.layer_specs)
         return _PAGE.format(
+            vectorgrid=f"<script>{_vectorgrid()}</script>" if vector else "",
             lang="zh-CN" if self.lang == "zh" else "en",
             title=html.escape(self.title),
             csp=html.escape(csp(), quote=True),
@@ -385,6 +428,14 @@ class GridMap:
 
 
 @lru_cache(maxsize=1)
+def _vectorgrid() -> str:
+    js = VECTORGRID.read_text(encoding="utf-8")
+    if "</script" in js.lower():
+        raise RuntimeError("a map asset would close its own element")
+    return js
+
+
+@lru_cache(maxsize=1)
 def _assets() -> tuple[str, str, str]:
     js = (LEAFLET / "leaflet.js").read_text(encoding="utf-8")
     mine = (STATIC / "gridgis.js").read_text(encoding="utf-8")
@@ -399,21 +450,24 @@ def _assets() -> tuple[str, str, str]:
 
 
 def script_hashes() -> list[str]:
-    """CSP hashes of the two scripts every map page inlines (and runs nothing else)."""
+    """CSP hashes of the scripts a map page inlines (Leaflet, the renderer, VectorGrid for
+    maps with vector tiles) — it runs nothing else.
+    """
     js, mine, _ = _assets()
     return [
         "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-        for s in (js, mine)
+        for s in (js, mine, _vectorgrid())
     ]
 
 
 def csp() -> str:
-    """The Content-Security-Policy of a map page: its own two scripts, inline styles, images
-    from the page itself and the three tile providers, nothing else.
+    """The Content-Security-Policy of a map page: its own scripts, inline styles, images
+    from the page itself and the three tile providers, fetches from this service only
+    (its vector tiles), nothing else.
     """
     return (
         f"default-src 'none'; script-src {' '.join(script_hashes())}; style-src 'unsafe-inline'; "
-        f"img-src data: {TILE_HOSTS}; base-uri 'none'; form-action 'none'"
+        f"img-src data: {TILE_HOSTS}; connect-src 'self'; base-uri 'none'; form-action 'none'"
     )
 
 
@@ -435,6 +489,7 @@ _PAGE = """<!DOCTYPE html>
 <div id="gg-tools"><input id="gg-search" list="gg-options"><datalist id="gg-options"></datalist><button id="gg-full" type="button"></button></div>
 <script type="application/json" id="gg-data">{data}</script>
 <script>{leaflet_js}</script>
+{vectorgrid}
 <script>{gridgis_js}</script>
 </body>
 </html>

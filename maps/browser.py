@@ -73,18 +73,30 @@ def open_map(
     *,
     before: str | None = None,
     after: str | None = None,
+    headers: dict[str, str] | None = None,
+    wait_for: str | None = None,
+    timeout: float = 15.0,
 ) -> Page:
-    """Load ``path`` (an HTML file) and read the page; save a PNG when asked.
+    """Load ``path`` (an HTML file, or an ``http://`` URL of a running service) and read
+    the page; save a PNG when asked.
 
     ``before``: a script run in the page before any of its own (to watch it); ``after``: a
-    script run once it has loaded, whose return value is ``facts["after"]``.
+    script run once it has loaded, whose return value is ``facts["after"]``; ``headers``:
+    sent with every request the page makes (an API key, as a gateway adds it);
+    ``wait_for``: a JavaScript expression waited for (``timeout`` seconds) before the
+    page is read — the map's vector tiles drawn, say.
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
+    served = str(path).startswith("http://127.0.0.1:")
     for flag in OFFLINE_FLAGS:
+        if served and flag.startswith("--proxy-bypass-list"):
+            flag = "--proxy-bypass-list=127.0.0.1"  # the service under test, nothing else
+        if served and flag.startswith("--host-resolver-rules"):
+            flag += ", EXCLUDE 127.0.0.1"
         opts.add_argument(flag)
     opts.add_argument(f"--window-size={size[0]},{size[1]}")
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -92,8 +104,20 @@ def open_map(
     try:
         if before:
             driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": before})
+        if headers:
+            driver.execute_cdp_cmd("Network.enable", {})
+            driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": headers})
         t = time.perf_counter()
-        driver.get(Path(path).resolve().as_uri())
+        url = str(path)
+        driver.get(
+            url if url.startswith(("http://", "https://")) else Path(path).resolve().as_uri()
+        )
+        if wait_for:
+            end = time.perf_counter() + timeout
+            while (
+                not driver.execute_script(f"return !!({wait_for});") and time.perf_counter() < end
+            ):
+                time.sleep(0.05)
         load_ms = (time.perf_counter() - t) * 1000
         facts = driver.execute_script(_FACTS)
         if after:

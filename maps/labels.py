@@ -109,6 +109,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "order type": ("类别", "category"),
     "order state": ("状态", "state"),
     "order id": ("工单编号", "order"),
+    "city title": ("{scope} · 楼栋与社区", "{scope} buildings and communities"),
+    "street boundaries": ("街道/乡镇边界", "street boundaries"),
+    "buildings by households": ("楼栋（户数）", "buildings (households)"),
+    "residents": ("人口", "residents"),
+    "elderly": ("60岁以上", "aged 60+"),
+    "building": ("楼栋编号", "building"),
     "rate legend": ("每千户工单：浅 → 深", "orders per 1,000 households: light → dark"),
 }
 

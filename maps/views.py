@@ -325,3 +325,40 @@ def orders_map(
            ("#7b3294", text("hot spots", lang, n=md.HOT_SPOT))],
     )  # fmt: skip
     return gm
+
+
+# --- the city: buildings from the vector tiles ----------------------------------------------
+
+#: households per building: class breaks and colours (light → dark)
+HOUSEHOLD_BREAKS = (20, 50, 100, 200)
+HOUSEHOLD_COLOURS = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
+BUILDING_TILES = "/collections/buildings/tiles/WebMercatorQuad/{z}/{x}/{y}"
+
+
+def city_map(
+    v: md.CityView, *, tiles: str = "none", lang: str = "zh", key: str | None = None
+) -> GridMap:
+    """Every building of the scope by households (vector tiles of this service: a tile
+    carries only what the caller may read), with street and community outlines.
+    """
+    sc = v.scope
+    gm = _map(text("city title", lang, scope=sc.name or v.city), sc.bounds(), tiles, lang, key)
+    gm.polygons(v.communities, text("communities", lang), line="#777777", weight=0.5,
+                tooltip={"code": text("code", lang), "name": text("community", lang)},
+                tolerance=0.0002)  # fmt: skip
+    gm.polygons(
+        v.streets, text("street boundaries", lang), line="#333333", weight=1.5, tolerance=0.0005
+    )
+    gm.vector_tiles(
+        BUILDING_TILES, "buildings", text("buildings by households", lang), by="households",
+        breaks=HOUSEHOLD_BREAKS, colours=HOUSEHOLD_COLOURS,
+        tooltip={"id": text("building", lang), "households": text("households", lang),
+                 "residents": text("residents", lang), "elderly": text("elderly", lang)},
+    )  # fmt: skip
+    edges = (0, *HOUSEHOLD_BREAKS)
+    rows = [(c, f"{edges[i]}–{edges[i + 1]}" if i + 1 < len(edges) else f"≥ {edges[i]}")
+            for i, c in enumerate(HOUSEHOLD_COLOURS)]  # fmt: skip
+    gm.legend(text("households", lang), rows)
+    if len(v.communities):
+        gm.search("name", v.communities)
+    return gm

@@ -9,6 +9,7 @@ route resolves the caller from ``X-API-Key``. Errors are problem documents
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -66,6 +67,9 @@ def create_app(
         # each request makes many short-lived objects; collecting the young generation less
         # often keeps the full collections (long pauses over the cached layers) rare
         gc.set_threshold(50_000, 20, 20)
+        # the GeoPackage's building tiles at city zoom aggregate from points kept in
+        # memory: read them now, not on a supervisor's first map
+        threading.Thread(target=s.warm, name="gridgis-warm", daemon=True).start()
         yield
 
     app = FastAPI(

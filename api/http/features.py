@@ -214,7 +214,9 @@ def items_query(
         )
         if p.datetime is not None:
             when = ogc.datetime_filter(p.datetime, c, ogc.filterable(c, who))
-            cql = when if cql is None or cql is True else (False if cql is False else _and(cql, when))
+            cql = (
+                when if cql is None or cql is True else (False if cql is False else _and(cql, when))
+            )
         columns = [k for k in ogc.filterable(c, who) if k != "geometry"]
         sortby = ogc.parse_sortby(p.sortby, columns)
         keep = (

@@ -134,3 +134,25 @@ def scenario_map(
     return _page(
         ctx, who, ("scenario", name, street, tiles, lang), mapdata.LAYERS["scenario"], make
     )
+
+
+@router.get("/maps/city", response_class=HTMLResponse)
+def city_map(
+    who: Supervisor,
+    ctx: Ctx,
+    street: str | None = None,
+    community: str | None = None,
+    tiles: Tiles = "none",
+    lang: Lang = "zh",
+) -> HTMLResponse:
+    """The supervisor city map: every building of the jurisdiction by households, drawn
+    from this service's vector tiles (fetched with the page's own credentials; a tile holds
+    only the caller's jurisdiction), with street and community outlines.
+    """
+
+    def make() -> str:
+        f = ctx.layers.get(mapdata.LAYERS["city"])
+        v = mapdata.city(f, mapdata.scope(f, street, community, within=who.scope), lang)
+        return views.city_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
+
+    return _page(ctx, who, ("city", street, community, tiles, lang), mapdata.LAYERS["city"], make)

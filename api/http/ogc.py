@@ -560,7 +560,9 @@ def datetime_filter(value: str, c: Collection, allowed: dict[str, str]) -> Any:
         try:
             t = pd.Timestamp(v)
         except (ValueError, TypeError):
-            raise ValueError(f"datetime {value!r} is not RFC 3339 (or an interval of two)") from None
+            raise ValueError(
+                f"datetime {value!r} is not RFC 3339 (or an interval of two)"
+            ) from None
         if t is pd.NaT:
             raise ValueError(f"datetime {value!r} is not RFC 3339")
         if t.tzinfo is not None:

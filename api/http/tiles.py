@@ -11,15 +11,18 @@ is ``204 No Content``; a tile outside the matrix, or an unknown matrix set, 404.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.http import cache
 from api.http.deps import Caller, Ctx, base
 from api.http.errors import Problem
-from api.http.features import collection, depends_on, extent, hidden, scope_where
+from api.http.features import collection, depends_on, extent, grid_extra, hidden, scope_where
 from gis import schema
 from gis import tiles as gt
+from gis.access import Principal
 
 router = APIRouter(tags=["OGC API – Tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
@@ -31,6 +34,30 @@ def _matrix_set(tms_id: str):  # noqa: ANN202
         return gt.matrix_set(tms_id)
     except gt.OutsideMatrix as exc:
         raise Problem(404, str(exc)) from None
+
+
+def _extra_in(
+    c: Any, who: Principal, ctx: Ctx, tms_id: str, zxy: tuple[int, int, int]
+) -> dict[str, dict[str, Any]] | None:
+    """The extra properties (a grid's worker and covered shares, as its features carry)
+    of the features that may lie in the tile: found by their bounds in this process's
+    grids, so the store gets a few hundred, not the city's.
+    """
+    import shapely
+
+    extra = grid_extra(c, ctx)
+    if not extra:
+        return None
+
+    def index() -> tuple[Any, list[str]]:
+        g = ctx.layers.get(("grids",))["grids"]
+        return shapely.STRtree(g.geometry.values), [str(x) for x in g["code"]]
+
+    tree, codes = ctx.layers.memo(("grid_tree",), ("grids",), index)
+    drop = hidden(c, who)
+    near = tree.query(shapely.box(*gt.lonlat_with_buffer(tms_id, *zxy)))
+    return {codes[i]: {k: v for k, v in extra[codes[i]].items() if k not in drop}
+            for i in near if codes[i] in extra}  # fmt: skip
 
 
 @router.get("/tileMatrixSets")
@@ -111,9 +138,8 @@ def tile(
     drop = hidden(c, who)
     cols = [f.name for f in schema.layer(c.layer).fields if f.name not in drop]
     try:
-        data = ctx.store.tile(
-            c.layer, tms_id, z, x, y, where=scope_where(c, who, ctx) or None, columns=cols
-        )
+        data = ctx.store.tile(c.layer, tms_id, z, x, y, where=scope_where(c, who, ctx) or None,
+                              columns=cols, extra=_extra_in(c, who, ctx, tms_id, (z, x, y)))  # fmt: skip
     except gt.OutsideMatrix as exc:
         raise Problem(404, str(exc)) from None
     if not data:

@@ -9,6 +9,7 @@ through it — whole layers, row edits, the audit row — commits together or no
 from __future__ import annotations
 
 import contextlib
+import threading
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,6 +56,7 @@ class Page:
 
 
 TIMEZONE = ZoneInfo("Asia/Shanghai")
+_POINTS_LOCK = threading.Lock()
 
 
 def now() -> str:
@@ -298,11 +300,14 @@ class Store(ABC):
         *,
         where: Where | None = None,
         columns: Sequence[str] | None = None,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> bytes:
         """The vector tile (MVT, one layer called ``name``) of a layer at ``z/x/y`` of
-        tile matrix set ``tms_id``, with ``columns`` as properties (default all);
-        ``b""`` when no feature is in it; :class:`gis.tiles.OutsideMatrix` for a tile
-        not in the set. Here with the Python encoder (:func:`gis.tiles.encode`).
+        tile matrix set ``tms_id``, with ``columns`` as properties (default all) and, by
+        key, the properties of ``extra`` (a grid's worker and covered shares: at least
+        those of the features in the tile); ``b""`` when no feature is in it;
+        :class:`gis.tiles.OutsideMatrix` for a tile not in the set. Here with the Python
+        encoder (:func:`gis.tiles.encode`).
         """
         from gis import tiles
 
@@ -311,7 +316,7 @@ class Store(ABC):
         if not spec.geometry:
             raise ValidationError(f"tiles of {name}", [f"{name} has no geometry"])
         cols = [c for c in spec.columns if columns is None or c in set(columns)]
-        return self._tile(name, tms_id, (z, x, y), where, cols)
+        return self._tile(name, tms_id, (z, x, y), where, cols, extra)
 
     def _tile(
         self,
@@ -320,13 +325,73 @@ class Store(ABC):
         zxy: tuple[int, int, int],
         where: Where | None,
         cols: list[str],
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> bytes:
         """A checked :meth:`tile` request, encoded."""
         from gis import tiles
 
         xy, _ = tiles.bounds(tms_id, *zxy)
-        df = self.read(name, bbox=tiles.lonlat_with_buffer(tms_id, *zxy), where=where)
-        return tiles.encode(name, df[cols].to_dict("records"), df.geometry.values, xy)
+        sums = tiles.aggregated(name, zxy[0], cols)
+        if sums is not None:  # too many points to send one by one: per cell (gis.tiles)
+            ll, frame = self._points(name)
+            box = tiles.lonlat_with_buffer(tms_id, *zxy)
+            sel = (
+                (ll[:, 0] >= box[0])
+                & (ll[:, 0] <= box[2])
+                & (ll[:, 1] >= box[1])
+                & (ll[:, 1] <= box[3])
+            )
+            for col, values in check_where(schema.layer(name), where).items():
+                sel &= np.isin(frame[col], values)
+            group = (
+                frame[tiles.GROUP][sel] if tiles.GROUP in cols else np.full(int(sel.sum()), None)
+            )
+            counts = {c: frame[c][sel] for c in sums}
+            return tiles.encode_cells(name, ll[sel], group, counts, tms_id, zxy)
+        # the tile's columns only: a read of every column was most of a tile's time
+        need = sorted(set(cols) | set(where or {}) | set(schema.layer(name).key))
+        df = self.read(name, bbox=tiles.lonlat_with_buffer(tms_id, *zxy), where=where, columns=need)
+        rows = df[cols].to_dict("records")
+        if extra:
+            key = schema.layer(name).key[0]
+            rows = [{**r, **extra.get(str(k), {})} for r, k in zip(rows, df[key], strict=True)]
+        return tiles.encode(name, rows, df.geometry.values, xy)
+
+    def warm(self) -> None:
+        """Read ahead what tiles need (here the points of :data:`gis.tiles.AGGREGATED`
+        layers); errors are left to the request that meets them.
+        """
+        from gis import tiles
+
+        for name in tiles.AGGREGATED:
+            try:
+                if self.has(name):
+                    self._points(name)
+            except Exception:  # noqa: BLE001 — a store that cannot be read now says so later
+                return
+
+    def _points(self, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The points (lon/lat, an ``(n, 2)`` array) of an aggregated layer
+        (:data:`gis.tiles.AGGREGATED`) with its community and counts as arrays, read once per version of the layer: a tile at city
+        zoom spans most of the city, and reading it from the file each time was seconds
+        per tile (PostGIS aggregates in SQL instead).
+        """
+        from gis import tiles
+
+        v = self.versions()
+        version = (v.get(name), v.get("*"))
+        with _POINTS_LOCK:
+            cache: dict[str, Any] = self.__dict__.setdefault("_point_cache", {})
+            hit = cache.get(name)
+            if hit is not None and hit[0] == version:
+                return hit[1], hit[2]
+            cols = [tiles.GROUP, *tiles.AGGREGATED[name]]
+            df = self.read(name, columns=cols)
+            frame = {tiles.GROUP: df[tiles.GROUP].to_numpy(dtype=object)}
+            frame |= {c: pd.to_numeric(df[c]).fillna(0).to_numpy(dtype=float) for c in cols[1:]}
+            ll = shapely.get_coordinates(df.geometry.values)
+            cache[name] = (version, ll, frame)
+            return ll, frame
 
     def settled(self, journal: str) -> contextlib.AbstractContextManager[Tx]:
         """A read of ``journal`` (see :meth:`Tx.append`) that sees every row numbered up to

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import sqlalchemy as sa
+from psycopg.types.json import Jsonb
 
 import geopandas as gpd
 import shapely
@@ -457,6 +458,9 @@ class PostGISStore(Store):
     def __repr__(self) -> str:
         return f"PostGISStore({self.url!r})"
 
+    def warm(self) -> None:
+        """Nothing to read ahead: PostGIS aggregates tiles in SQL."""
+
     def _reader(self) -> sa.Connection:
         """A pooled connection in autocommit for a read of one statement (or a few that
         need no snapshot): no ``BEGIN`` and ``ROLLBACK`` round trips around it — they
@@ -568,17 +572,24 @@ class PostGISStore(Store):
         zxy: tuple[int, int, int],
         where: Where | None,
         cols: list[str],
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> bytes:
         """The tile, built by PostGIS (``ST_AsMVTGeom`` clips, simplifies and quantises;
-        ``ST_AsMVT`` encodes), candidates through the GiST index.
+        ``ST_AsMVT`` encodes), candidates through the GiST index; ``extra`` goes as one
+        JSON parameter.
         """
+        from gis import tiles
+
         spec = self._spec(name)
         conds, params = _conditions(spec, where, None, None)
-        sql = pgsql.mvt(name, cols, conds)
+        sums = tiles.aggregated(name, zxy[0], cols)
+        key = spec.key[0] if extra and sums is None else None
+        sql = pgsql.mvt(name, cols, conds, sums, key)
+        first = [Jsonb(extra)] if key else []
 
         def run(raw: Any) -> Any:
             with raw.cursor() as cur:
-                cur.execute(sql, [*zxy, *params, name])
+                cur.execute(sql, [*zxy, *first, *params, name])
                 return cur.fetchone()
 
         row = self._raw(run)

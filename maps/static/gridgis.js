@@ -121,9 +121,45 @@
     return layer;
   }
 
+  // vector tiles of this service (buildings at city scale): the template is relative and
+  // checked when the map is made; properties reach the page only through table()
+  var pending = 0, vectors = 0;
+  function mvt(spec) {
+    if (!L.vectorGrid || !/^\/collections\/[a-z_]+\/tiles\/WebMercatorQuad\/\{z\}\/\{x\}\/\{y\}/.test(spec.url)) return L.layerGroup();
+    function fill(p) {
+      if (!spec.by) return colour(spec.fill, '#2c7bb6');
+      var v = p[spec.by], i = 0;
+      if (v === null || v === undefined) return '#bdbdbd';
+      while (i < spec.breaks.length && v >= spec.breaks[i]) i++;
+      return colour(spec.colours[i], '#bdbdbd');
+    }
+    var styles = {};
+    styles[spec.layer] = function (p) {
+      return {radius: spec.radius, weight: 0.5, color: '#ffffff', fill: true, fillColor: fill(p), fillOpacity: 0.9};
+    };
+    var layer = L.vectorGrid.protobuf(spec.url, {
+      rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: !!spec.tooltip.length,
+      maxNativeZoom: 19, fetchOptions: {credentials: 'same-origin'}
+    });
+    vectors++;
+    layer.on('loading', function () { pending++; });
+    layer.on('load', function () {
+      pending--;
+      window.gridgisTilesReady = performance.now();
+      window.gridgisTiles = document.querySelectorAll('.leaflet-tile-container canvas').length;
+    });
+    layer.on('tileerror', function () { window.gridgisTileErrors = (window.gridgisTileErrors || 0) + 1; });
+    if (spec.tooltip.length) {
+      layer.on('click', function (e) {
+        L.popup().setLatLng(e.latlng).setContent(table(spec.tooltip, e.layer.properties || {})).openOn(map);
+      });
+    }
+    return layer;
+  }
+
   var tools = document.getElementById('gg-tools');
   doc.layers.forEach(function (spec) {
-    var layer = spec.kind === 'points' ? points(spec)
+    var layer = spec.kind === 'points' ? points(spec) : spec.kind === 'mvt' ? mvt(spec)
       : spec.kind === 'switchable' ? switchable(spec, tools) : polygons(spec);
     (spec.overlay === false ? bases : overlays)[esc(spec.name)] = layer;
     if (spec.show) layer.addTo(map);

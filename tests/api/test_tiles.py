@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import shapely
 
-from api.http import create_app, ogc
+from api.http import create_app
 from gis import tiles as gt
 
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -118,17 +118,22 @@ def test_a_decoded_tile_equals_the_features_it_came_from(tiled, layer, z):
     assert sorted(f["properties"][key] for f in got) == sorted(want.index)
     m = merc[inside]
     by_key = dict(zip(want.index, m, strict=True))
+    # the same properties as the features of the OGC API (a grid's worker and covered
+    # shares too; a null is left out of a tile)
+    ids = ", ".join(f"'{k}'" for k in want.index)
+    feats = c.get(f"/collections/{layer}/items", headers=_h(keys),
+                  params={"filter": f"{key} IN ({ids})", "limit": 10_000}).json()["features"]  # fmt: skip
+    props = {f["id"]: {k: v for k, v in f["properties"].items() if v is not None} for f in feats}
+    assert len(props) == len(got)
+    if layer == "grids":
+        assert any("worker_id" in p["properties"] for p in got)
+        assert any(k.startswith("share_") for p in got for k in p["properties"])
     for f in got:
         p = f["properties"]
-        row = want.loc[p[key]]
-        for col, v in p.items():  # the same properties (a null is left out of a tile)
-            assert row[col] == pytest.approx(v) if isinstance(v, float) else row[col] == v, (col, v)
-        never = set(ogc.COLLECTIONS[layer].hidden)  # hidden from everyone, as in the features
-        assert set(p) == {
-            col
-            for col in want.columns
-            if col not in ("geometry", *never) and row[col] == row[col] and row[col] is not None
-        }
+        assert set(p) == set(props[p[key]]), p[key]
+        for col, v in p.items():
+            w = props[p[key]][col]
+            assert w == pytest.approx(v) if isinstance(v, float) else w == v, (col, v, w)
         # the geometry, back in Web Mercator, within a tile unit or two of the feature's
         # (clipped to the tile and its buffer)
         g = shapely.transform(shapely.geometry.shape(f["geometry"]), lambda a: np.column_stack(
@@ -137,3 +142,30 @@ def test_a_decoded_tile_equals_the_features_it_came_from(tiled, layer, z):
             by_key[p[key]], xy[0] - pad, xy[1] - pad, xy[2] + pad, xy[3] + pad
         )
         assert shapely.hausdorff_distance(g, clip) < 3 * unit, p[key]
+
+
+@pytest.mark.parametrize("z", [11, 13])
+def test_buildings_at_city_zoom_come_per_cell_with_their_sums(tiled, z):
+    """Below zoom 14 a building tile holds one point per cell and community: how many
+    buildings and their households, which add up to those of the tile and its buffer."""
+    store, c, keys = tiled
+    t = _busy_tile(store, z)
+    r = c.get(f"/collections/buildings/tiles/WebMercatorQuad/{t.z}/{t.x}/{t.y}", headers=_h(keys))
+    assert r.status_code == 200
+    got = mapbox_vector_tile.decode(r.content)["buildings"]["features"]
+    xy, _ = gt.bounds("WebMercatorQuad", t.z, t.x, t.y)
+    pad = (xy[2] - xy[0]) / gt.EXTENT * gt.BUFFER
+    df = store.read("buildings", bbox=gt.lonlat_with_buffer("WebMercatorQuad", t.z, t.x, t.y))
+    x, y = gt._TO_3857.transform(df.geometry.x.to_numpy(), df.geometry.y.to_numpy())
+    inside = df[(x >= xy[0] - pad) & (x <= xy[2] + pad) & (y >= xy[1] - pad) & (y <= xy[3] + pad)]
+    assert sum(f["properties"]["n"] for f in got) == len(inside)
+    assert sum(f["properties"]["households"] for f in got) == int(inside["households"].sum())
+    per = inside.groupby("community_code")["households"].sum()
+    mine = {}
+    for f in got:
+        mine[f["properties"]["community_code"]] = (
+            mine.get(f["properties"]["community_code"], 0) + f["properties"]["households"]
+        )
+    assert mine == {k: int(v) for k, v in per.items()}
+    assert len(got) < len(inside) / 3  # fewer points than buildings: that is the point
+    assert all(f["geometry"]["type"] == "Point" for f in got)
