@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     processes: int = Field(
         default=1,
         ge=1,
-        description="Server processes (set by `serve --workers`): each takes 1/N of the rate limit.",
+        description="Server processes (set by `serve --workers`): they share the rate limit through the store.",
     )
     rate_limit_loopback_exempt: bool = Field(
         default=False, description="Requests from this machine pass the rate limit (benchmarks)."

@@ -110,6 +110,11 @@ LABELS: dict[str, tuple[str, str]] = {
     "order state": ("状态", "state"),
     "order id": ("工单编号", "order"),
     "city title": ("{scope} · 楼栋与社区", "{scope} buildings and communities"),
+    "cells note": (
+        "放大到14级以前，每个点是一格（8像素）内同一社区楼栋的户数合计；点击查看",
+        "below zoom 14 a dot sums the households of one community's buildings in an 8 px cell; click one",
+    ),
+    "buildings n": ("楼栋数", "buildings"),
     "street boundaries": ("街道/乡镇边界", "street boundaries"),
     "buildings by households": ("楼栋（户数）", "buildings (households)"),
     "residents": ("人口", "residents"),

@@ -352,13 +352,14 @@ def city_map(
     gm.vector_tiles(
         BUILDING_TILES, "buildings", text("buildings by households", lang), by="households",
         breaks=HOUSEHOLD_BREAKS, colours=HOUSEHOLD_COLOURS,
-        tooltip={"id": text("building", lang), "households": text("households", lang),
+        tooltip={"id": text("building", lang), "n": text("buildings n", lang),
+                 "households": text("households", lang),
                  "residents": text("residents", lang), "elderly": text("elderly", lang)},
     )  # fmt: skip
     edges = (0, *HOUSEHOLD_BREAKS)
     rows = [(c, f"{edges[i]}–{edges[i + 1]}" if i + 1 < len(edges) else f"≥ {edges[i]}")
             for i, c in enumerate(HOUSEHOLD_COLOURS)]  # fmt: skip
-    gm.legend(text("households", lang), rows)
+    gm.legend(text("households", lang), rows, kind="dot", note=text("cells note", lang))
     if len(v.communities):
         gm.search("name", v.communities)
     return gm

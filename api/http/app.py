@@ -85,12 +85,12 @@ def create_app(
     # outermost last: headers on every answer, the rate limit, the body limit, the last line
     app.add_middleware(guard.Errors, outage=ctx.outage, internal=errors.internal)
     app.add_middleware(guard.BodyLimit, limit=settings.max_body)
-    # N server processes share a key's rate: the kernel spreads connections over them, so
-    # each allows its share (a client's bucket is per process, its sum the configured rate)
-    n = settings.processes
-    app.add_middleware(guard.RateLimit, rate=settings.rate_limit / n,
-                       burst=max(1, settings.rate_burst // n),
-                       exempt_loopback=settings.rate_limit_loopback_exempt)  # fmt: skip
+    # N server processes share a key's rate through the store: each bucket is the whole
+    # rate, and drains by what the other processes let through (guard.RateLimit)
+    app.add_middleware(guard.RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
+                       exempt_loopback=settings.rate_limit_loopback_exempt,
+                       shared=s if settings.processes > 1 else None,
+                       processes=settings.processes)  # fmt: skip
     app.add_middleware(cache.Compression)
     app.add_middleware(guard.SecurityHeaders)
     for r in (features, tiles, locate, analysis, scenarios, jobs, edits, orders, maps):

@@ -104,26 +104,87 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
     return receive
 
 
+#: how often server processes tell each other (through the store) what they let through
+SYNC_S = 0.25
+
+
 class RateLimit:
     """A token bucket per API key (per client address without one): ``rate`` requests a
     second on average, bursts of ``burst``; an empty bucket answers 429 with Retry-After.
+    With ``shared`` (a store; ``serve --workers N``) the buckets of the N processes drain
+    together: each learns from the store what the others let through (every
+    :data:`SYNC_S` s), so a key gets its rate whichever process its connections reach.
     ``rate`` 0 switches it off; ``exempt_loopback`` lets requests from this machine pass
     (benchmarks, tests), so a proxy on this machine must not be trusted with it.
     """
 
-    def __init__(self, app: App, rate: float, burst: int, exempt_loopback: bool = False) -> None:
+    def __init__(
+        self,
+        app: App,
+        rate: float,
+        burst: int,
+        exempt_loopback: bool = False,
+        shared: Any = None,
+        sync: float | None = None,
+        processes: int = 1,
+    ) -> None:
         self.app, self.rate, self.burst, self.exempt = app, rate, burst, exempt_loopback
         self.buckets: dict[str, tuple[float, float]] = {}
         self.lock = threading.Lock()
+        #: several server processes: the store (``Store.count_requests``) through which
+        #: each learns what the others let through, every ``sync`` seconds
+        self.shared, self.sync = shared, SYNC_S if sync is None else sync
+        self.taken: dict[str, int] = {}  # let through here since the last sync
+        self.syncer: threading.Thread | None = None
+        # a caller new to this process starts with its share of the burst, until the
+        # first sync (a fraction of a second) says how full its bucket is
+        self.first = float(burst) / max(1, processes) if shared is not None else float(burst)
+
+    def _share(self) -> None:
+        """Every ``sync`` seconds: send what this process let through and take each
+        caller's bucket as the store has it for all processes (``Store.count_requests``),
+        less what passed here since — so a key's rate holds across processes however its
+        connections are spread. A store that cannot be asked leaves the buckets local
+        until it can.
+        """
+        while True:
+            time.sleep(self.sync)
+            with self.lock:
+                mine, self.taken = self.taken, {}
+                now = time.monotonic()
+                asked = {
+                    k: mine.get(k, 0) for k, (_, last) in self.buckets.items() if now - last < 60
+                }
+                if not asked:  # a minute without a request: stop; the next one starts it again
+                    self.syncer = None
+                    return
+            try:
+                left = self.shared.count_requests(asked, self.rate, self.burst)
+            except Exception:  # noqa: BLE001 — the limit stays local; nothing to report per request
+                with self.lock:
+                    for k, n in mine.items():
+                        self.taken[k] = self.taken.get(k, 0) + n
+                continue
+            with self.lock:
+                now = time.monotonic()
+                for k, tokens in left.items():
+                    self.buckets[k] = (tokens - self.taken.get(k, 0), now)
 
     def _take(self, who: str) -> float:
         """0 when the request may pass, else the seconds until it may."""
         now = time.monotonic()
         with self.lock:
-            tokens, last = self.buckets.get(who, (float(self.burst), now))
+            tokens, last = self.buckets.get(who, (self.first, now))
             tokens = min(float(self.burst), tokens + (now - last) * self.rate)
             if tokens >= 1:
                 self.buckets[who] = (tokens - 1, now)
+                if self.shared is not None:
+                    self.taken[who] = self.taken.get(who, 0) + 1
+                    if self.syncer is None:
+                        self.syncer = threading.Thread(
+                            target=self._share, name="gridgis-rates", daemon=True
+                        )
+                        self.syncer.start()
                 return 0.0
             self.buckets[who] = (tokens, now)
             if len(self.buckets) > 100_000:  # forget idle clients rather than grow for ever

@@ -357,6 +357,13 @@ class Store(ABC):
             rows = [{**r, **extra.get(str(k), {})} for r, k in zip(rows, df[key], strict=True)]
         return tiles.encode(name, rows, df.geometry.values, xy)
 
+    def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:
+        """The rate limit's buckets shared by server processes (``serve --workers``): for
+        each caller, refill its bucket (``rate`` a second, at most ``burst``), take the
+        requests a process let through since it last asked, and return what is left.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no request counters")
+
     def warm(self) -> None:
         """Read ahead what tiles need (here the points of :data:`gis.tiles.AGGREGATED`
         layers); errors are left to the request that meets them.

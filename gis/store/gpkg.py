@@ -57,6 +57,8 @@ from gis.store.rtree import load as rtree_load
 
 _SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN"}
 _VERSIONS = "gridgis_versions"
+#: the rate limit's buckets that server processes share (Store.count_requests)
+_BUCKETS = "CREATE TABLE IF NOT EXISTS gridgis_buckets (who TEXT PRIMARY KEY, tokens REAL NOT NULL, at REAL NOT NULL)"
 
 _CORE = (
     """CREATE TABLE IF NOT EXISTS gpkg_spatial_ref_sys (srs_name TEXT NOT NULL,
@@ -537,6 +539,32 @@ class GeoPackageStore(Store):
                 return {r[0]: int(r[1]) for r in con.execute(f"SELECT layer, v FROM {_VERSIONS}")}
             except sqlite3.OperationalError:  # a GeoPackage gridgis has not written yet
                 return {"*": self.path.stat().st_mtime_ns}
+
+    def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:
+        """See :meth:`Store.count_requests` (a table beside the layers; a writer busy for
+        longer than a fifth of a second leaves the counts for the next time: an error).
+        """
+        now = "((julianday('now') - 2440587.5) * 86400.0)"
+        with contextlib.closing(self._connect(wait=0.2)) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(_BUCKETS)
+                con.executemany(
+                    f"INSERT INTO gridgis_buckets (who, tokens, at) VALUES (?, ? - ?, {now}) "
+                    f"ON CONFLICT (who) DO UPDATE SET tokens = min(?, tokens + ({now} - at) * ?) "
+                    f"- ?, at = {now}",
+                    [(w, burst, n, burst, rate, n) for w, n in taken.items()],
+                )
+                marks = ",".join("?" * len(taken))
+                rows = con.execute(
+                    f"SELECT who, tokens FROM gridgis_buckets WHERE who IN ({marks})", list(taken)
+                ).fetchall()
+                con.execute(f"DELETE FROM gridgis_buckets WHERE at < {now} - 3600")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return {str(w): float(t) for w, t in rows}
 
     def stamps(self) -> dict[str, tuple[int, datetime | None]]:
         """Layer → (write counter, time of the last write)."""

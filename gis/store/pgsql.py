@@ -21,6 +21,18 @@ _BUMP_RAW = (
 )
 
 
+#: the rate limit's buckets shared by server processes (Store.count_requests): each
+#: refilled at the rate since its last visit, at most the burst, less what was taken
+COUNT_REQUESTS = (
+    "INSERT INTO gridgis_buckets AS r (who, tokens, at) "
+    "SELECT u.w, %(burst)s - u.n, clock_timestamp() "
+    "FROM unnest(CAST(%(who)s AS text[]), CAST(%(n)s AS bigint[])) AS u(w, n) "
+    "ON CONFLICT (who) DO UPDATE SET tokens = LEAST(%(burst)s, r.tokens + "
+    "extract(epoch FROM clock_timestamp() - r.at) * %(rate)s) - (%(burst)s - EXCLUDED.tokens), "
+    "at = clock_timestamp() RETURNING who, tokens"
+)
+
+
 def _bare(sql: str) -> bool:
     """A ``SELECT`` of functions only (no table): such statements can be one."""
     return sql.startswith("SELECT ") and " FROM " not in sql

@@ -63,6 +63,10 @@ _SA_TYPES: dict[str, Any] = {
 }
 _VERSIONS = (
     sa.text(
+        "CREATE TABLE IF NOT EXISTS gridgis_buckets (who text PRIMARY KEY, "
+        "tokens double precision NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())"
+    ),
+    sa.text(
         "CREATE TABLE IF NOT EXISTS gridgis_versions (layer text PRIMARY KEY, v bigint NOT NULL, "
         "at timestamptz NOT NULL DEFAULT now())"
     ),
@@ -457,6 +461,17 @@ class PostGISStore(Store):
 
     def __repr__(self) -> str:
         return f"PostGISStore({self.url!r})"
+
+    def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:
+        """See :meth:`Store.count_requests`: one statement (``INSERT … ON CONFLICT``)."""
+
+        def run(raw: Any) -> list[Any]:
+            with raw.cursor() as cur:
+                cur.execute(pgsql.COUNT_REQUESTS, {"burst": float(burst), "rate": float(rate),
+                                                   "who": list(taken), "n": list(taken.values())})  # fmt: skip
+                return cur.fetchall()
+
+        return {str(w): float(t) for w, t in self._raw(run)}
 
     def warm(self) -> None:
         """Nothing to read ahead: PostGIS aggregates tiles in SQL."""

@@ -103,3 +103,34 @@ def test_security_headers(limited):
     )
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
     assert "script-src" not in client.get("/?f=html").headers["content-security-policy"]
+
+
+def test_server_processes_share_a_keys_rate_through_the_store(store, monkeypatch):
+    """Two server processes (two apps on one store, as ``serve --workers 2`` runs): a key
+    whose requests all reach one process gets its whole burst there (after the first
+    sync: until then a new key has its share), and what one process let through is taken
+    from the other's bucket, so together they let through no more than the key's rate."""
+    from api.http import guard
+
+    monkeypatch.setattr(guard, "SYNC_S", 0.05)
+    key = access.create_key(store, "viewer")[0]
+    settings = Settings(rate_limit=2.0, rate_burst=10, processes=2)
+    a = TestClient(create_app(store, settings=settings))
+    b = TestClient(create_app(store, settings=settings))
+    h = {"X-API-Key": key}
+    t = time.perf_counter()
+    assert a.get("/conformance", headers=h).status_code == 200
+    time.sleep(0.3)  # a sync: process a knows the key's bucket is the whole burst
+    first = [a.get("/conformance", headers=h).status_code for _ in range(9)]
+    assert first == [200] * 9  # the whole burst on one process, not its half
+    first.append(200)
+    time.sleep(0.3)  # a few syncs: the store has what a let through
+    assert b.get("/conformance", headers=h).status_code in (200, 429)  # b meets the key
+    time.sleep(0.3)  # and learns its bucket
+    second = [b.get("/conformance", headers=h).status_code for _ in range(10)]
+    elapsed = time.perf_counter() - t
+    passed = first.count(200) + second.count(200)
+    assert second.count(429) >= 5, second
+    assert passed <= 10 + 2 * elapsed + 2, (passed, elapsed)
+    # the buckets are in the store, per key: a new one is full, less what was taken
+    assert store.count_requests({"key:other": 3}, 10.0, 10) == {"key:other": 7.0}
