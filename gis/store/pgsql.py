@@ -11,9 +11,11 @@ from gis import schema
 from gis.store.base import GEOM, Where, check_where
 
 _LOCK_RAW = "SELECT pg_advisory_xact_lock{mode}(hashtext(current_schema() || '.' || %s))"
+#: the store's tables: those of its own schema (the first of the search path), never a
+#: table of the same name further down it (``…,public``), which a write must not touch
 _NAMES_RAW = (
     "SELECT c.relname FROM pg_class c WHERE c.relkind IN ('r', 'p') "
-    "AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)"
+    "AND c.relnamespace = current_schema()::regnamespace AND c.relname = ANY(%s)"
 )
 _BUMP_RAW = (
     "INSERT INTO gridgis_versions (layer, v) SELECT unnest(CAST(%s AS text[])), 1 "

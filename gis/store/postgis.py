@@ -219,8 +219,11 @@ class _PgTx(Tx):
         if not self.swaps:
             return
         self.flush()
+        # in the store's own schema: unqualified, a layer new to it would drop the table of
+        # that name further down the search path (``public``: another store's data)
+        own = self.conn.execute(sa.text("SELECT current_schema()")).scalar_one()
         for name, aside in self.swaps:
-            self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}"'))
+            self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{own}"."{name}"'))
             self.conn.execute(sa.text(f'ALTER TABLE "{aside}" RENAME TO "{name}"'))
             if schema.layer(name).journal:
                 self._renumber(name)

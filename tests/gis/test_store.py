@@ -300,3 +300,40 @@ def test_a_pooled_connection_idle_for_a_while_serves_a_snapshot(postgis_store, t
     for _ in range(3):
         with postgis_store.snapshot() as tx:
             assert len(tx.rows("buildings", {"id": str(town["buildings"]["id"].iloc[0])})) == 1
+
+
+def test_a_store_in_its_own_schema_leaves_the_tables_of_public_alone(postgis_store, town):
+    """A store whose search path is ``its_schema,public`` (as PostGIS set-ups have it) owns
+    the tables of its schema only: writing a layer it does not hold yet must not drop the
+    table of that name further down the path (it did: ``DROP TABLE IF EXISTS`` found
+    public's), and those tables are not its layers. Here "public" is a schema of the test's
+    own, holding another store's districts."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    from gis.store import PostGISStore
+
+    url = postgis_store.engine.url.render_as_string(hide_password=False).split("?")[0]
+    mine, shared = f"o_{uuid.uuid4().hex[:8]}", f"p_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as c:
+        c.execute(sa.text(f'CREATE SCHEMA "{mine}"'))
+        c.execute(sa.text(f'CREATE SCHEMA "{shared}"'))
+    try:
+        base = PostGISStore(f"{url}?options=-csearch_path%3D{shared},public")
+        base.write({"districts": town["districts"]})
+        neighbour = PostGISStore(f"{url}?options=-csearch_path%3D{mine},{shared},public")
+        try:
+            assert "districts" not in neighbour.names()  # the other schema's are not its own
+            neighbour.write({"districts": town["districts"].head(1)})
+            assert len(base.read("districts")) == len(town["districts"])  # still there
+            assert len(neighbour.read("districts")) == 1
+        finally:
+            base.engine.dispose()
+            neighbour.engine.dispose()
+    finally:
+        with admin.begin() as c:
+            c.execute(sa.text(f'DROP SCHEMA "{mine}" CASCADE'))
+            c.execute(sa.text(f'DROP SCHEMA "{shared}" CASCADE'))
+        admin.dispose()
