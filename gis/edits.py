@@ -33,7 +33,6 @@ KEPT = ("synthetic",)
 #: lie outside its own: :data:`gis.io.TOLERANCE_M`)
 OUTSIDE_M = gio.TOLERANCE_M
 ToCrs84 = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-_CAST: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 def content_tag(name: str, row: Mapping[str, Any]) -> str:
@@ -44,8 +43,7 @@ def content_tag(name: str, row: Mapping[str, Any]) -> str:
     parts: list[Any] = []
     for f in spec.fields:
         v = row.get(f.name)
-        missing = v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
-        parts.append(None if missing else _CAST[f.kind](v))
+        parts.append(None if schema.missing(v) else schema.CASTS[f.kind](v))
     if spec.geometry:
         g = row.get("geometry")
         parts.append(None if g is None else shapely.to_wkb(g, hex=True, output_dimension=2))
@@ -177,7 +175,7 @@ def checked(
     if spec.geometry:
         df = gpd.GeoDataFrame(df, geometry=[row.get("geometry")], crs=schema.STORAGE_CRS)
     out = gio.check_rows(name, df, communities=communities, facility_types=facility_types)
-    rec = {k: (None if _na(v) else v) for k, v in out.iloc[0].to_dict().items()}
+    rec = {k: (None if schema.missing(v) else v) for k, v in out.iloc[0].to_dict().items()}
     if spec.geometry:
         rec["geometry"] = out.geometry.iloc[0]
     for k in KEPT:
@@ -234,7 +232,3 @@ def stale_results(
         if old is None or new is None or any(old.get(c) != new.get(c) for c in cols):
             out += [r for r in ("assignments",) if r in held]
     return out
-
-
-def _na(v: Any) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))

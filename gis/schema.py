@@ -716,7 +716,13 @@ def geometry_problems(
     return out
 
 
-_CASTS = {"str": str, "int": int, "float": float, "bool": bool}
+#: the Python type of each field kind (a value cast for a store, a filter, a tag)
+CASTS: dict[str, Any] = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+def missing(v: Any) -> bool:
+    """Whether a value is absent: ``None``, ``pd.NA`` or a float NaN."""
+    return v is None or v is pd.NA or (isinstance(v, float) and v != v)
 
 
 def check_records(name: str, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -738,7 +744,7 @@ def check_records(name: str, records: Sequence[Mapping[str, Any]]) -> list[dict[
                 row[f.name] = None
                 continue
             try:
-                v = _CASTS[f.kind](v.item() if isinstance(v, np.generic) else v)
+                v = CASTS[f.kind](v.item() if isinstance(v, np.generic) else v)
             except (TypeError, ValueError):
                 found.append(f"row {n}: {f.name} {v!r} is not a {f.kind}")
                 continue

@@ -213,10 +213,10 @@ def items_query(
             else None
         )
         if p.datetime is not None:
+            from pygeofilter import ast as A
+
             when = ogc.datetime_filter(p.datetime, c, ogc.filterable(c, who))
-            cql = (
-                when if cql is None or cql is True else (False if cql is False else _and(cql, when))
-            )
+            cql = when if cql is None else ogc.fold(A.And(cql, when))  # constants folded
         columns = [k for k in ogc.filterable(c, who) if k != "geometry"]
         sortby = ogc.parse_sortby(p.sortby, columns)
         keep = (
@@ -238,12 +238,6 @@ def items_query(
     for k, codes in scope_where(c, who, ctx).items():
         where[k] = ([where[k]] if where[k] in codes else ["-"]) if k in where else codes
     return ItemsQuery(box, p.limit, p.offset, out_crs, cql, where, sortby, keep)
-
-
-def _and(a: Any, b: Any) -> Any:
-    from pygeofilter import ast as A
-
-    return a if b is True else (False if b is False else A.And(a, b))
 
 
 def scope_where(c: ogc.Collection, who: Principal, ctx: Ctx) -> dict[str, list[str]]:

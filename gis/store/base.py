@@ -207,12 +207,8 @@ class Tx(ABC):
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
     for r in df.to_dict("records"):
-        out.append({k: (None if _na(v) else v) for k, v in r.items()})
+        out.append({k: (None if schema.missing(v) else v) for k, v in r.items()})
     return out
-
-
-def _na(v: Any) -> bool:
-    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
 
 
 def _checked(layers: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -335,17 +331,15 @@ class Store(ABC):
         if sums is not None:  # too many points to send one by one: per cell (gis.tiles)
             ll, frame = self._points(name)
             box = tiles.lonlat_with_buffer(tms_id, *zxy)
-            sel = (
+            sel = np.flatnonzero(
                 (ll[:, 0] >= box[0])
                 & (ll[:, 0] <= box[2])
                 & (ll[:, 1] >= box[1])
                 & (ll[:, 1] <= box[3])
             )
             for col, values in check_where(schema.layer(name), where).items():
-                sel &= np.isin(frame[col], values)
-            group = (
-                frame[tiles.GROUP][sel] if tiles.GROUP in cols else np.full(int(sel.sum()), None)
-            )
+                sel = sel[np.isin(frame[col][sel], values)]  # the tile's points, not the city's
+            group = frame[tiles.GROUP][sel] if tiles.GROUP in cols else np.full(len(sel), None)
             counts = {c: frame[c][sel] for c in sums}
             return tiles.encode_cells(name, ll[sel], group, counts, tms_id, zxy)
         # the tile's columns only: a read of every column was most of a tile's time
@@ -481,7 +475,7 @@ def check_where(spec: schema.Layer, where: Where | None) -> dict[str, list[Any]]
     for col, value in (where or {}).items():
         f = spec.field(col)
         values = list(value) if isinstance(value, list | tuple | set | np.ndarray) else [value]
-        cast = {"str": str, "int": int, "float": float, "bool": bool}[f.kind]
+        cast = schema.CASTS[f.kind]
         try:
             out[col] = [cast(v) for v in values]
         except (TypeError, ValueError):
