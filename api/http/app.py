@@ -58,6 +58,7 @@ def create_app(
     s = store if isinstance(store, Store) else open_store(settings.store_spec(store))
     ctx = Context(s, settings, Layers(s))
     ctx.jobs = jobs.Jobs(s)
+    shared = guard.Shared(s) if settings.processes > 1 else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +72,8 @@ def create_app(
         # memory: read them now, not on a supervisor's first map
         threading.Thread(target=s.warm, name="gridgis-warm", daemon=True).start()
         yield
+        if shared is not None:
+            shared.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -88,8 +91,7 @@ def create_app(
     # N server processes share a key's rate through the store: each bucket is the whole
     # rate, and drains by what the other processes let through (guard.RateLimit)
     app.add_middleware(guard.RateLimit, rate=settings.rate_limit, burst=settings.rate_burst,
-                       exempt_loopback=settings.rate_limit_loopback_exempt,
-                       shared=s if settings.processes > 1 else None,
+                       exempt_loopback=settings.rate_limit_loopback_exempt, shared=shared,
                        processes=settings.processes)  # fmt: skip
     app.add_middleware(cache.Compression)
     app.add_middleware(guard.SecurityHeaders)

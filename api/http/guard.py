@@ -108,10 +108,36 @@ def _replay(messages: list[Message], then: Receive | None = None) -> Receive:
 SYNC_S = 0.25
 
 
+class Shared:
+    """The store through which the rate limits of several server processes are shared,
+    and the end of its sync thread: :meth:`close` (at the app's shutdown) stops and joins
+    it, so no sync runs against a store that is being closed.
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.stopped = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self, target: Any) -> threading.Thread:
+        """Run ``target`` in a daemon thread, unless closed."""
+        t = threading.Thread(target=target, name="gridgis-rates", daemon=True)
+        if not self.stopped.is_set():
+            self.threads.append(t)
+            t.start()
+        return t
+
+    def close(self) -> None:
+        """Stop the sync and wait for a sync in flight."""
+        self.stopped.set()
+        for t in self.threads:
+            t.join(5)
+
+
 class RateLimit:
     """A token bucket per API key (per client address without one): ``rate`` requests a
     second on average, bursts of ``burst``; an empty bucket answers 429 with Retry-After.
-    With ``shared`` (a store; ``serve --workers N``) the buckets of the N processes drain
+    With ``shared`` (the store, :class:`Shared`; ``serve --workers N``) the buckets of the N processes drain
     together: each learns from the store what the others let through (every
     :data:`SYNC_S` s), so a key gets its rate whichever process its connections reach.
     ``rate`` 0 switches it off; ``exempt_loopback`` lets requests from this machine pass
@@ -124,7 +150,7 @@ class RateLimit:
         rate: float,
         burst: int,
         exempt_loopback: bool = False,
-        shared: Any = None,
+        shared: Shared | None = None,
         sync: float | None = None,
         processes: int = 1,
     ) -> None:
@@ -147,8 +173,9 @@ class RateLimit:
         connections are spread. A store that cannot be asked leaves the buckets local
         until it can.
         """
-        while True:
-            time.sleep(self.sync)
+        shared = self.shared
+        assert shared is not None  # started only when shared
+        while not shared.stopped.wait(self.sync):
             with self.lock:
                 mine, self.taken = self.taken, {}
                 now = time.monotonic()
@@ -159,7 +186,7 @@ class RateLimit:
                     self.syncer = None
                     return
             try:
-                left = self.shared.count_requests(asked, self.rate, self.burst)
+                left = shared.store.count_requests(asked, self.rate, self.burst)
             except Exception:  # noqa: BLE001 — the limit stays local; nothing to report per request
                 with self.lock:
                     for k, n in mine.items():
@@ -181,10 +208,7 @@ class RateLimit:
                 if self.shared is not None:
                     self.taken[who] = self.taken.get(who, 0) + 1
                     if self.syncer is None:
-                        self.syncer = threading.Thread(
-                            target=self._share, name="gridgis-rates", daemon=True
-                        )
-                        self.syncer.start()
+                        self.syncer = self.shared.start(self._share)
                 return 0.0
             self.buckets[who] = (tokens, now)
             if len(self.buckets) > 100_000:  # forget idle clients rather than grow for ever

@@ -731,7 +731,7 @@ class PostGISStore(Store):
                     lost = raw.closed or raw.broken
                     if lost:
                         conn.invalidate()
-                        self.engine.dispose(close=False)  # the others went with it
+                        self.engine.dispose()  # the others went with it (closed, not left open)
                     if not (lost and attempt == 1):
                         raise _unavailable(self.url, exc) from None
         raise AssertionError("unreachable")

@@ -115,9 +115,18 @@ def test_server_processes_share_a_keys_rate_through_the_store(store, monkeypatch
     monkeypatch.setattr(guard, "SYNC_S", 0.05)
     key = access.create_key(store, "viewer")[0]
     settings = Settings(rate_limit=2.0, rate_burst=10, processes=2)
-    a = TestClient(create_app(store, settings=settings))
-    b = TestClient(create_app(store, settings=settings))
-    h = {"X-API-Key": key}
+    # as context managers: the apps' shutdown stops their syncs before the store closes
+    with (
+        TestClient(create_app(store, settings=settings)) as a,
+        TestClient(create_app(store, settings=settings)) as b,
+    ):
+        _two_processes(store, a, b, {"X-API-Key": key})
+    import threading
+
+    assert not [t for t in threading.enumerate() if t.name == "gridgis-rates"]  # stopped
+
+
+def _two_processes(store, a, b, h):
     t = time.perf_counter()
     assert a.get("/conformance", headers=h).status_code == 200
     time.sleep(0.3)  # a sync: process a knows the key's bucket is the whole burst
