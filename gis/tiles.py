@@ -9,6 +9,8 @@ which the server store uses; the GeoPackage uses the Python encoder here
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,6 +31,9 @@ AGGREGATE_BELOW, CELL, GROUP = 14, 128, "community_code"
 TMS_IDS = ("WebMercatorQuad",)
 MIN_ZOOM, MAX_ZOOM = 0, 22
 _TO_3857 = pyproj.Transformer.from_crs(4326, 3857, always_xy=True)
+#: the sphere of EPSG:3857, and half the side of its square (metres)
+_RADIUS = 6378137.0
+_HALF = math.pi * _RADIUS
 
 
 class OutsideMatrix(ValueError):
@@ -37,35 +42,53 @@ class OutsideMatrix(ValueError):
 
 def matrix_set(tms_id: str) -> Any:
     """The morecantile tile matrix set ``tms_id``; :class:`OutsideMatrix` if unknown."""
-    import morecantile
-
     if tms_id not in TMS_IDS:
         raise OutsideMatrix(f"unknown tile matrix set {tms_id!r}; offered: {', '.join(TMS_IDS)}")
+    return _matrix_set(tms_id)
+
+
+@functools.lru_cache(maxsize=len(TMS_IDS))
+def _matrix_set(tms_id: str) -> Any:
+    """One copy per set (morecantile's ``tms.get`` deep-copies the set, CRS and all, at
+    each call: 0.2 ms). Read only.
+    """
+    import morecantile
+
     return morecantile.tms.get(tms_id)
 
 
 def bounds(tms_id: str, z: int, x: int, y: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The tile's bounds in Web Mercator metres and in longitude/latitude."""
-    import morecantile
+    """The tile's bounds in Web Mercator metres and in longitude/latitude.
 
-    tms = matrix_set(tms_id)
+    Closed-form (EPSG:3857 is defined by the spherical formulas; equal to morecantile's
+    bounds to 1e-9, tested): through pyproj the two took 0.5 ms a tile, as long as
+    PostGIS takes to build one.
+    """
+    matrix_set(tms_id)
     if not MIN_ZOOM <= z <= MAX_ZOOM or not (0 <= x < 2**z and 0 <= y < 2**z):
         raise OutsideMatrix(
             f"tile {z}/{x}/{y} is outside {tms_id} (zoom {MIN_ZOOM}–{MAX_ZOOM}, "
             f"column and row 0–{2**z - 1} at zoom {z})"
         )
-    t = morecantile.Tile(x, y, z)
-    xy, ll = tms.xy_bounds(t), tms.bounds(t)
-    return (xy.left, xy.bottom, xy.right, xy.top), (ll.left, ll.bottom, ll.right, ll.top)
+    size = 2 * _HALF / 2**z
+    x0, y1 = -_HALF + x * size, _HALF - y * size
+    x1, y0 = x0 + size, y1 - size
+    return (x0, y0, x1, y1), (*_lonlat(x0, y0), *_lonlat(x1, y1))
+
+
+def _lonlat(x: float, y: float) -> tuple[float, float]:
+    """Web Mercator metres to longitude/latitude (the inverse spherical Mercator)."""
+    return (
+        math.degrees(x / _RADIUS),
+        math.degrees(2 * math.atan(math.exp(y / _RADIUS)) - math.pi / 2),
+    )
 
 
 def lonlat_with_buffer(tms_id: str, z: int, x: int, y: int) -> tuple[float, float, float, float]:
     """The tile's bounds and its buffer, in longitude/latitude (to select candidates)."""
     (x0, y0, x1, y1), _ = bounds(tms_id, z, x, y)
     pad = (x1 - x0) * BUFFER / EXTENT
-    lo = _TO_3857.transform(x0 - pad, y0 - pad, direction="INVERSE")
-    hi = _TO_3857.transform(x1 + pad, y1 + pad, direction="INVERSE")
-    return lo[0], lo[1], hi[0], hi[1]
+    return (*_lonlat(x0 - pad, y0 - pad), *_lonlat(x1 + pad, y1 + pad))
 
 
 def aggregated(name: str, z: int, columns: Sequence[str]) -> list[str] | None:

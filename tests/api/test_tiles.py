@@ -169,3 +169,26 @@ def test_buildings_at_city_zoom_come_per_cell_with_their_sums(tiled, z):
     assert mine == {k: int(v) for k, v in per.items()}
     assert len(got) < len(inside) / 3  # fewer points than buildings: that is the point
     assert all(f["geometry"]["type"] == "Point" for f in got)
+
+
+def test_tile_bounds_are_morecantiles():
+    """The closed-form bounds (metres and degrees, tile and buffer) are morecantile's and
+    PROJ's."""
+    tms = morecantile.tms.get("WebMercatorQuad")
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        z = int(rng.integers(0, gt.MAX_ZOOM + 1))
+        x, y = (int(v) for v in rng.integers(0, 2**z, 2))
+        t = morecantile.Tile(x, y, z)
+        xy, ll = gt.bounds("WebMercatorQuad", z, x, y)
+        assert np.allclose(xy, tuple(tms.xy_bounds(t)), rtol=0, atol=1e-6)
+        assert np.allclose(ll, tuple(tms.bounds(t)), rtol=0, atol=1e-9)
+        x0, y0, x1, y1 = tms.xy_bounds(t)
+        pad = (x1 - x0) * gt.BUFFER / gt.EXTENT
+        lo = gt._TO_3857.transform(x0 - pad, y0 - pad, direction="INVERSE")  # PROJ's
+        hi = gt._TO_3857.transform(x1 + pad, y1 + pad, direction="INVERSE")
+        d = np.subtract(gt.lonlat_with_buffer("WebMercatorQuad", z, x, y), (*lo, *hi))
+        d[[0, 2]] = (d[[0, 2]] + 180) % 360 - 180  # PROJ wraps a buffer over ±180°
+        assert np.abs(d).max() < 1e-9
+    with pytest.raises(gt.OutsideMatrix):
+        gt.bounds("WebMercatorQuad", 3, 8, 0)
