@@ -45,6 +45,8 @@ class Layers:
         self.names: set[str] = set()
         self.frames: dict[str, pd.DataFrame] = {}
         self.cache: OrderedDict[tuple, tuple[frozenset[str], Any]] = OrderedDict()
+        #: key → the lock of the one thread building it (see :meth:`memo`)
+        self.building: dict[tuple, threading.Lock] = {}
 
     def refresh(self, force: bool = False) -> None:
         """Drop what was read from layers that changed (asked at most every half second)."""
@@ -102,18 +104,30 @@ class Layers:
 
     def memo(self, key: tuple, deps: tuple[str, ...], make: Callable[[], T], size: int = 32) -> T:
         """``make()`` computed once per key while none of the layers ``deps`` changes (the
-        last ``size`` results kept).
+        last ``size`` results kept). One thread builds a missing key and the others wait
+        for it: eight threads building the same locator at once, under one GIL, made the
+        first look-ups after a start or a change wait seconds.
         """
         self.refresh()
         with self.lock:
             if key in self.cache:
                 self.cache.move_to_end(key)
                 return self.cache[key][1]  # type: ignore[no-any-return]
-        value = make()
-        with self.lock:
-            self.cache[key] = (frozenset(deps), value)
-            while len(self.cache) > size:
-                self.cache.popitem(last=False)
+            building = self.building.setdefault(key, threading.Lock())
+        with building:
+            with self.lock:
+                if key in self.cache:  # built while this thread waited
+                    return self.cache[key][1]  # type: ignore[no-any-return]
+            try:
+                value = make()
+                with self.lock:
+                    self.cache[key] = (frozenset(deps), value)
+                    while len(self.cache) > size:
+                        self.cache.popitem(last=False)
+            finally:
+                with self.lock:
+                    if self.building.get(key) is building:
+                        del self.building[key]
         return value
 
 

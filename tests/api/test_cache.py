@@ -118,3 +118,35 @@ def test_any_edit_changes_the_tag(served_cache):
     time.sleep(0.6)
     last = _items(c, {**sup, "If-None-Match": after.headers["etag"]})
     assert last.status_code == 200 and last.headers["etag"] != after.headers["etag"]
+
+
+def test_eight_threads_wanting_one_memo_build_it_once(city):
+    """The first look-ups after a start: one thread builds, the others wait for its value."""
+    import threading
+
+    from api.http.context import Layers
+
+    layers, built, start = Layers(city), [], threading.Barrier(8)
+
+    def make():
+        built.append(threading.get_ident())
+        time.sleep(0.2)  # as a locator takes to build
+        return object()
+
+    got = []
+
+    def ask():
+        start.wait()
+        got.append(layers.memo(("locator",), ("grids",), make))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len(got) == 8 and len({id(v) for v in got}) == 1
+    assert not layers.building  # nothing left behind
+    # a build that fails leaves no lock: the next one builds
+    with pytest.raises(ZeroDivisionError):
+        layers.memo(("bad",), (), lambda: 1 / 0)
+    assert layers.memo(("bad",), (), lambda: 2) == 2 and not layers.building
