@@ -498,6 +498,23 @@ LAYERS: dict[str, Layer] = {
             live=True,
         ),
         Layer(
+            "province_runs",
+            ("id",),
+            (
+                Field("id", "str", label="编号"),  # <county>:<stage>
+                Field("county", "str", pattern=r"^\d{6}$", label="县级代码"),
+                # base: the county's generated layers; results: grids, staffing, coverage
+                Field("stage", "str", choices=("base", "results"), label="阶段"),
+                # the settings and generator the stage ran with: a run with others redoes it
+                Field("digest", "str", label="设置摘要"),
+                Field("households", "int", minimum=0, label="户数"),
+                Field("seconds", "float", minimum=0, label="用时秒"),
+                Field("at", "str", label="完成时间"),
+            ),
+            None,
+            "省级构建进度",
+        ),
+        Layer(
             "stale",
             ("id",),
             (

@@ -66,6 +66,11 @@ def now() -> str:
     return datetime.now(TIMEZONE).isoformat(timespec="seconds")
 
 
+def prefix_end(prefix: str) -> str:
+    """The first text after every text that starts with ``prefix`` (a range's end)."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
 def audit_record(who: str, action: str, target: str, detail: str | None) -> dict[str, Any]:
     """One row of the ``audit`` layer, as a dict."""
     return {"id": uuid.uuid4().hex, "at": now(), "who": who, "action": action,
@@ -120,6 +125,13 @@ class Tx(ABC):
     @abstractmethod
     def delete(self, name: str, keys: Sequence[Any]) -> int:
         """Delete rows by key; returns how many went."""
+
+    @abstractmethod
+    def delete_prefix(self, name: str, column: str, prefix: str) -> int:
+        """Delete the rows whose ``column`` (text) starts with ``prefix`` (a county's rows
+        by their codes, through the column's index); returns how many went, 0 when the
+        layer is absent.
+        """
 
     def audit(self, who: str, action: str, target: str, detail: str | None = None) -> None:
         """Record this transaction's change: who, when, what (committed with it)."""
@@ -350,6 +362,12 @@ class Store(ABC):
             key = schema.layer(name).key[0]
             rows = [{**r, **extra.get(str(k), {})} for r, k in zip(rows, df[key], strict=True)]
         return tiles.encode(name, rows, df.geometry.values, xy)
+
+    def close(self) -> None:
+        """Let go of the store's connections (PostGIS: its pool); the store may be used
+        again after (it reconnects).
+        """
+        return None
 
     def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:
         """The rate limit's buckets shared by server processes (``serve --workers``): for

@@ -50,10 +50,12 @@ from gis.store.base import (
     check_where,
     finish,
     now,
+    prefix_end,
     update_values,
 )
 from gis.store.gpkgblob import _blobs, _register_functions, _wkb
 from gis.store.rtree import load as rtree_load
+from gis.store.rtree import triggers as _rtree_triggers
 
 _SQL_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "REAL", "bool": "BOOLEAN"}
 _VERSIONS = "gridgis_versions"
@@ -96,34 +98,6 @@ _SRS = (
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _rtree_triggers(t: str) -> list[str]:
-    """The R-tree maintenance triggers of GeoPackage 1.3 (extension ``gpkg_rtree_index``)."""
-    r, g, i = _q(f"rtree_{t}_{GEOM}"), _q(GEOM), "fid"
-    ins = (
-        f"INSERT OR REPLACE INTO {r} VALUES (NEW.{i}, ST_MinX(NEW.{g}), ST_MaxX(NEW.{g}), "
-        f"ST_MinY(NEW.{g}), ST_MaxY(NEW.{g}));"
-    )
-    pre = f"rtree_{t}_{GEOM}"
-    tq = _q(t)
-    return [
-        f"CREATE TRIGGER {_q(pre + '_insert')} AFTER INSERT ON {tq} WHEN (NEW.{g} NOT NULL AND "
-        f"NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
-        f"CREATE TRIGGER {_q(pre + '_update1')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
-        f"NEW.{i} AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
-        f"CREATE TRIGGER {_q(pre + '_update2')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
-        f"NEW.{i} AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
-        f"id = OLD.{i}; END",
-        f"CREATE TRIGGER {_q(pre + '_update3')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
-        f"AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
-        f"id = OLD.{i}; {ins} END",
-        f"CREATE TRIGGER {_q(pre + '_update4')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
-        f"AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE id IN "
-        f"(OLD.{i}, NEW.{i}); END",
-        f"CREATE TRIGGER {_q(pre + '_delete')} AFTER DELETE ON {tq} WHEN OLD.{g} NOT NULL "
-        f"BEGIN DELETE FROM {r} WHERE id = OLD.{i}; END",
-    ]
 
 
 def _insert_rows(
@@ -293,6 +267,15 @@ class _GpkgTx(Tx):
         if n == 0:
             raise LayerNotFoundError(f"{name} has no row with {spec.key[0]} = {key!r}")
         self.dirty.add(name)
+
+    def delete_prefix(self, name: str, column: str, prefix: str) -> int:
+        if not self.has(name):
+            return 0
+        col = _q(schema.layer(name).field(column).name)
+        sql = f"DELETE FROM {_q(name)} WHERE {col} >= ? AND {col} < ?"
+        n = self.con.execute(sql, [prefix, prefix_end(prefix)]).rowcount
+        self.dirty.add(name)
+        return int(n)
 
     def delete(self, name: str, keys: Sequence[Any]) -> int:
         spec = schema.layer(name)
@@ -700,7 +683,7 @@ class _EmptyTx(Tx):
     def _replace(self, name: str, df: pd.DataFrame) -> None:
         raise StoreError("a snapshot is read-only")
 
-    insert = update = delete = _replace  # type: ignore[assignment]
+    insert = update = delete = delete_prefix = _replace  # type: ignore[assignment]
 
 
 def _page(

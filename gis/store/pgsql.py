@@ -161,3 +161,39 @@ def _mvt_cells(name: str, cols: Sequence[str], conds: Sequence[str], sums: Seque
         "GROUP BY 1, floor((p.lon - c.w) / c.sx), floor((p.lat - c.s) / c.sy)) "
         f"SELECT ST_AsMVT(q, %s, {tiles.EXTENT}, 'g') FROM q WHERE g IS NOT NULL"
     )
+
+
+def cql_page(
+    t: Any,
+    spec: schema.Layer,
+    bbox: tuple[float, float, float, float] | None,
+    where: dict[str, list[Any]],
+    cql: Any,
+    sortby: Sequence[tuple[str, bool]],
+    limit: int,
+    offset: int,
+) -> tuple[Any, list[Any]]:
+    """The statement of an items page with a CQL2 filter (pygeofilter's SQLAlchemy
+    backend, on table ``t``) and its conditions (for the count when the page is empty).
+    """
+    import sqlalchemy as sa
+    from pygeofilter.backends.sqlalchemy import to_filter
+
+    conds: list[Any] = []
+    if bbox is not None and spec.geometry:
+        env = sa.func.ST_MakeEnvelope(*[float(v) for v in bbox], 4326)
+        conds += [t.c[GEOM].op("&&")(env), sa.func.ST_Intersects(t.c[GEOM], env)]
+    for col, values in where.items():
+        conds.append(t.c[col].in_(values))
+    if cql is not None and cql is not True:
+        fields = {c: t.c[c] for c in spec.columns}
+        if spec.geometry:
+            fields["geometry"] = t.c[GEOM]
+        conds.append(to_filter(cql, fields))
+    sel: list[Any] = [t.c[c] for c in spec.columns]
+    if spec.geometry:
+        sel.append(sa.func.ST_AsGeoJSON(t.c[GEOM], 9).label("_g"))
+    sel.append(sa.func.count().over().label("_n"))
+    order = [t.c[spec.field(c).name].desc() if d else t.c[c] for c, d in sortby]
+    q = sa.select(*sel).where(*conds).order_by(*order, *[t.c[k] for k in spec.key])
+    return q.limit(int(limit)).offset(int(offset)), conds

@@ -49,6 +49,7 @@ from gis.store.base import (
     Where,
     check_where,
     finish,
+    prefix_end,
     update_values,
 )
 from gis.store.pgconn import _check_idle_connections, _guard, _unavailable
@@ -427,6 +428,17 @@ class _PgTx(Tx):
         self.dirty.add(name)
         return int(cur.rowcount)  # type: ignore[union-attr]
 
+    def delete_prefix(self, name: str, column: str, prefix: str) -> int:
+        self._pending(name)
+        if not self.has(name):
+            return 0
+        self.lock(name, shared=True)
+        col = schema.layer(name).field(column).name
+        cur = self._send(f'DELETE FROM "{name}" WHERE "{col}" >= %s AND "{col}" < %s',
+                         [prefix, prefix_end(prefix)])  # fmt: skip
+        self.dirty.add(name)
+        return int(cur.rowcount)  # type: ignore[union-attr]
+
     def finish(self) -> None:
         """Send what is left, raise the versions, and commit — one round trip."""
         self.swap()
@@ -464,6 +476,9 @@ class PostGISStore(Store):
 
     def __repr__(self) -> str:
         return f"PostGISStore({self.url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
 
     def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:
         """See :meth:`Store.count_requests`: one statement (``INSERT … ON CONFLICT``)."""
@@ -668,29 +683,12 @@ class PostGISStore(Store):
         spec = self._spec(name)
         if cql is None or cql is True:
             return self._page_text(spec, bbox, where, limit, offset, sortby)
-        t = self.tables[name]
-        conds: list[Any] = []
-        if bbox is not None and spec.geometry:
-            env = sa.func.ST_MakeEnvelope(*[float(v) for v in bbox], 4326)
-            conds += [t.c[GEOM].op("&&")(env), sa.func.ST_Intersects(t.c[GEOM], env)]
-        for col, values in check_where(spec, where).items():
-            conds.append(t.c[col].in_(values))
         if cql is False:  # a constant filter that no feature passes
             return Page(name, [], [], 0)
-        if cql is not None and cql is not True:
-            from pygeofilter.backends.sqlalchemy import to_filter
-
-            fields = {c: t.c[c] for c in spec.columns}
-            if spec.geometry:
-                fields["geometry"] = t.c[GEOM]
-            conds.append(to_filter(cql, fields))
-        sel: list[Any] = [t.c[c] for c in spec.columns]
-        if spec.geometry:
-            sel.append(sa.func.ST_AsGeoJSON(t.c[GEOM], 9).label("_g"))
-        sel.append(sa.func.count().over().label("_n"))
-        order = [t.c[spec.field(c).name].desc() if d else t.c[c] for c, d in sortby]
-        q = sa.select(*sel).where(*conds).order_by(*order, *[t.c[k] for k in spec.key])
-        q = q.limit(int(limit)).offset(int(offset))
+        t = self.tables[name]
+        q, conds = pgsql.cql_page(
+            t, spec, bbox, check_where(spec, where), cql, sortby, limit, offset
+        )
         with self._reader() as conn:
             try:
                 rows = conn.execute(q).fetchall()

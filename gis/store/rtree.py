@@ -19,6 +19,8 @@ import sqlite3
 
 import numpy as np
 
+from gis.store.base import GEOM
+
 _CELL = np.dtype([("id", ">i8"), ("box", ">f4", (4,))])
 
 
@@ -117,3 +119,35 @@ def load(con: sqlite3.Connection, table: str, ids: np.ndarray, bounds: np.ndarra
         f'INSERT INTO {q}_rowid" SELECT value >> 20, value & 1048575 FROM json_each(?)',
         ("[" + ",".join(map(str, pairs.tolist())) + "]",),
     )
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def triggers(t: str) -> list[str]:
+    """The R-tree maintenance triggers of GeoPackage 1.3 (extension ``gpkg_rtree_index``)."""
+    r, g, i = _q(f"rtree_{t}_{GEOM}"), _q(GEOM), "fid"
+    ins = (
+        f"INSERT OR REPLACE INTO {r} VALUES (NEW.{i}, ST_MinX(NEW.{g}), ST_MaxX(NEW.{g}), "
+        f"ST_MinY(NEW.{g}), ST_MaxY(NEW.{g}));"
+    )
+    pre = f"rtree_{t}_{GEOM}"
+    tq = _q(t)
+    return [
+        f"CREATE TRIGGER {_q(pre + '_insert')} AFTER INSERT ON {tq} WHEN (NEW.{g} NOT NULL AND "
+        f"NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update1')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
+        f"NEW.{i} AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update2')} AFTER UPDATE OF {g} ON {tq} WHEN OLD.{i} = "
+        f"NEW.{i} AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
+        f"id = OLD.{i}; END",
+        f"CREATE TRIGGER {_q(pre + '_update3')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
+        f"AND (NEW.{g} NOTNULL AND NOT ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE "
+        f"id = OLD.{i}; {ins} END",
+        f"CREATE TRIGGER {_q(pre + '_update4')} AFTER UPDATE ON {tq} WHEN OLD.{i} != NEW.{i} "
+        f"AND (NEW.{g} IS NULL OR ST_IsEmpty(NEW.{g})) BEGIN DELETE FROM {r} WHERE id IN "
+        f"(OLD.{i}, NEW.{i}); END",
+        f"CREATE TRIGGER {_q(pre + '_delete')} AFTER DELETE ON {tq} WHEN OLD.{g} NOT NULL "
+        f"BEGIN DELETE FROM {r} WHERE id = OLD.{i}; END",
+    ]

@@ -155,9 +155,10 @@ def _draw(
     comms: gpd.GeoDataFrame,
     through: list[tuple[str, np.ndarray]],
     root: np.random.SeedSequence,
+    persons: float = PERSONS_PER_HOUSEHOLD,
 ) -> tuple[gpd.GeoDataFrame, list[tuple[str, np.ndarray]], dict[str, np.ndarray]]:
     """Every community drawn: buildings (with households and addresses), local roads and
-    paths, each committee's office.
+    paths, each committee's office; ``persons`` residents per household on average.
     """
     lines = np.concatenate([g for _, g in through]) if through else np.empty(0, dtype=object)
     tree = shapely.STRtree(lines)
@@ -199,7 +200,7 @@ def _draw(
             offices[c.code] = d.office
     hh_all = np.concatenate(hh)
     code_all = np.concatenate(code)
-    people = _people(hh_all, np.concatenate(urban_flag), _rng(root, 1))
+    people = _people(hh_all, np.concatenate(urban_flag), _rng(root, 1), persons)
     seq = pd.Series(code_all).groupby(code_all).cumcount().to_numpy() + 1
     pts = np.vstack(xy)
     b = gpd.GeoDataFrame(
@@ -211,11 +212,11 @@ def _draw(
 
 
 def _people(
-    hh: np.ndarray, is_urban: np.ndarray, rng: np.random.Generator
+    hh: np.ndarray, is_urban: np.ndarray, rng: np.random.Generator, persons: float
 ) -> dict[str, np.ndarray]:
-    """Residents (exactly 2.89 per household city-wide), elderly, children and disabled."""
-    residents = 2 * hh + rng.binomial(hh, PERSONS_PER_HOUSEHOLD - 2)
-    _nudge(residents, int(round(hh.sum() * PERSONS_PER_HOUSEHOLD)), lower=hh, rng=rng)
+    """Residents (exactly ``persons`` per household over all), elderly, children, disabled."""
+    residents = 2 * hh + rng.binomial(hh, persons - 2)
+    _nudge(residents, int(round(hh.sum() * persons)), lower=hh, rng=rng)
     # the countryside is older than the towns (census pattern); shares set so the city
     # lands on the census 18.5 % aged 60+
     p_old = np.where(is_urban, 0.145, 0.215)

@@ -212,10 +212,16 @@ def _urban_totals(ref: Reference, totals: dict[str, int]) -> dict[str, int]:
 
 
 def _divide_district(
-    ref: Reference, code: str, outline: shapely.Geometry, metric: object, rng: np.random.Generator
+    ref: Reference,
+    code: str,
+    outline: shapely.Geometry,
+    metric: object,
+    rng: np.random.Generator,
+    seat_lonlat: tuple[float, float] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     towns = ref.townships[ref.townships["district_code"] == code].reset_index(drop=True)
-    seat = gpd.GeoSeries([shapely.Point(DISTRICT_SEATS[code])], crs="EPSG:4326").to_crs(metric)[0]
+    lonlat = seat_lonlat if seat_lonlat is not None else DISTRICT_SEATS[code]
+    seat = gpd.GeoSeries([shapely.Point(lonlat)], crs="EPSG:4326").to_crs(metric)[0]
     seat_xy = np.array(seat.coords[0])
     k = len(towns)
     # samples: half uniform over the district, half concentrated around the seat

@@ -337,3 +337,19 @@ def test_a_store_in_its_own_schema_leaves_the_tables_of_public_alone(postgis_sto
             c.execute(sa.text(f'DROP SCHEMA "{mine}" CASCADE'))
             c.execute(sa.text(f'DROP SCHEMA "{shared}" CASCADE'))
         admin.dispose()
+
+
+def test_delete_prefix_takes_one_countys_rows_and_no_other(store, town):
+    store.write({"communities": town["communities"], "buildings": town["buildings"]})
+    b = town["buildings"]
+    one = sorted(set(b["community_code"]))[0]
+    with store.transaction() as tx:
+        gone = tx.delete_prefix("buildings", "community_code", one)
+        assert tx.delete_prefix("grids", "code", one) == 0  # an absent layer: nothing
+    left = store.read("buildings")
+    assert gone == (b["community_code"] == one).sum() > 0
+    assert len(left) == len(b) - gone and not left["community_code"].eq(one).any()
+    with pytest.raises(KeyError, match="no column"):
+        with store.transaction() as tx:
+            tx.delete_prefix("buildings", "nope", "3")
+    assert len(store.read("buildings")) == len(left)
