@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean browser bench-tools
+.PHONY: demo test bench bench-province lint clean browser bench-tools
 
 # the map tests run in a real browser: Debian's Chromium and ChromeDriver (and CJK fonts so
 # the Chinese labels render), installed once when missing
@@ -51,6 +51,12 @@ bench: $(STAMP) browser bench-tools
 	$(BIN)/python bench/bench_maps.py
 	$(BIN)/python bench/bench_api.py
 	$(BIN)/python bench/bench_orders.py
+
+# the whole synthetic Shandong on a LocalCluster of 2 processes and one PostGIS (about an
+# hour on 2 cores; resumable: a second run skips the counties done)
+bench-province: $(STAMP) bench-tools
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/bench_province.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from api.cli import coverage, data, grids, keys, maps, orders, sites, staff
+from api.cli import coverage, data, grids, keys, maps, orders, province, sites, staff
 from api.cli.output import err_console, state
 from gis.errors import GridError, InputFileError, ValidationError
 
@@ -39,6 +39,7 @@ app.add_typer(sites.scenarios_app, name="scenarios")
 app.add_typer(maps.app, name="map")
 app.add_typer(keys.app, name="keys")
 app.add_typer(orders.app, name="orders")
+app.add_typer(province.app, name="province")
 
 
 def _exit_code(exc: GridError) -> int:

@@ -31,6 +31,7 @@ import shapely
 
 from gis import schema
 from gis.crs import metric_crs
+from gis.errors import ValidationError
 from gis.reference import DATA_DIR, facility_types
 from gis.synth import _draw, _roads, services
 from gis.synth.places import (
@@ -56,6 +57,10 @@ RURAL_MEAN_HOUSEHOLDS = 385
 Progress = Callable[[str], None]
 
 
+def _invalid(message: str) -> ValidationError:
+    return ValidationError("province", [message])
+
+
 @dataclass(frozen=True)
 class Province:
     """The real reference data of a province."""
@@ -67,10 +72,10 @@ class Province:
     villages: pd.DataFrame  # code12, name, township_code, district_code
 
     def county(self, code: str) -> pd.Series:
-        """The county ``code``; a :class:`ValueError` naming the province's if unknown."""
+        """The county ``code``; a :class:`ValidationError` naming the province's if unknown."""
         hit = self.counties[self.counties["code"] == code]
         if not len(hit):
-            raise ValueError(
+            raise _invalid(
                 f"unknown county code {code!r} in province {self.code} "
                 f"({len(self.counties)} counties, e.g. {', '.join(self.counties['code'][:3])})"
             )
@@ -82,7 +87,7 @@ class Province:
             return sorted(self.counties["code"])
         unknown = sorted(set(cities) - set(self.cities["code"]))
         if unknown:
-            raise ValueError(
+            raise _invalid(
                 f"unknown city code(s) {', '.join(unknown)}; province {self.code} has "
                 f"{', '.join(self.cities['code'])}"
             )
@@ -93,7 +98,7 @@ class Province:
 def load_province(code: str = "37") -> Province:
     """The shipped reference data of province ``code`` (only Shandong, 37, is shipped)."""
     if code not in PROVINCES:
-        raise ValueError(
+        raise _invalid(
             f"unknown province {code!r}; shipped: {', '.join(f'{k} ({v})' for k, v in PROVINCES.items())}"
         )
     d = DATA_DIR / PROVINCES[code]
@@ -107,7 +112,7 @@ def load_province(code: str = "37") -> Province:
     villages["district_code"] = villages["code12"].str[:6]
     missing = sorted(set(townships["district_code"]) - set(counties["code"]))
     if missing:
-        raise ValueError(
+        raise _invalid(
             f"no outline for county {', '.join(missing)} in {d / 'counties_wgs84.geojson'}"
         )
     return Province(code, counties, cities, townships, villages)
@@ -232,7 +237,7 @@ def build_county(
     towns = p.townships[p.townships["district_code"] == code]
     villages = p.villages[p.villages["district_code"] == code]
     if not len(villages):
-        raise ValueError(f"county {code} has no village-level unit in the shipped list")
+        raise _invalid(f"county {code} has no village-level unit in the shipped list")
     ref = Reference(
         gpd.GeoDataFrame([row], crs=4326), towns.reset_index(drop=True),
         villages.reset_index(drop=True), {code: 0.0},

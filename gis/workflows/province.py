@@ -179,6 +179,13 @@ def _store(url: str) -> Store:
     return _STORES[url]
 
 
+def _peak_mb() -> float:
+    """The peak resident memory of this process so far (MB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
 def _forget(url: str) -> None:
     """Close this process's store of ``url`` (after an in-process run)."""
     store = _STORES.pop(url, None)
@@ -233,7 +240,7 @@ def base_task(url: str, county: str, rules: ProvinceRules) -> dict[str, Any]:
     frames = sp.build_county(county, province=rules.province)
     out = {k: frames[k] for k in STAGES["base"]}
     write_county(store, county, "base", out, dig, time.perf_counter() - t)
-    return {"county": county, "stage": "base", "skipped": False, "pid": os.getpid(),
+    return {"county": county, "stage": "base", "skipped": False, "pid": os.getpid(), "rss_mb": _peak_mb(),
             "households": int(out["buildings"]["households"].sum()), "seconds": time.perf_counter() - t}  # fmt: skip
 
 
@@ -247,7 +254,7 @@ def results_task(url: str, county: str, rules: ProvinceRules, *_after: Any) -> d
     t = time.perf_counter()
     out = county_results(store, county, rules.for_county(county))
     write_county(store, county, "results", out, dig, time.perf_counter() - t)
-    return {"county": county, "stage": "results", "skipped": False, "pid": os.getpid(),
+    return {"county": county, "stage": "results", "skipped": False, "pid": os.getpid(), "rss_mb": _peak_mb(),
             "seconds": time.perf_counter() - t}  # fmt: skip
 
 
@@ -424,6 +431,72 @@ def _on_cluster(
     return ProvinceRun(done, failed, time.perf_counter() - t0)
 
 
+@dataclass
+class Report:
+    """The province's tables: one row per city, one per county."""
+
+    cities: pd.DataFrame
+    counties: pd.DataFrame
+
+
+#: the coverage columns of the report (covered share of the served, per type)
+REPORT_TYPES = ("community_service_station", "elderly_day_care", "kindergarten", "health_station")
+
+
+def report(store: Store, province: str = "37", rules: ProvinceRules | None = None) -> Report:
+    """Per city and county: communities, households (against the census-derived totals),
+    grids (in the band), staffing (rule quota, approved quota, grid workers), coverage.
+    Read from the small layers only (quotas, grids' attributes, coverage's county rows).
+    """
+    rules = rules or ProvinceRules(province)
+    p = sp.load_province(province)
+    q = store.read("quotas")
+    g = store.read("grids", columns=["code", "community_code", "households"])
+    cov = store.read("coverage", where={"level": ["district"]})
+    q["county"], g["county"] = q["code"].str[:6], g["community_code"].str[:6]
+    band = {c: rules.for_county(c).grids.band("urban") for c in sorted(set(g["county"]))}
+    lo = g["county"].map({c: b.min for c, b in band.items()})
+    hi = g["county"].map({c: b.max for c, b in band.items()})
+    g["in_band"] = g["households"].between(lo, hi)
+    per = pd.DataFrame({
+        "communities": q.groupby("county").size(),
+        "households": q.groupby("county")["households"].sum(),
+        "rule_quota": q.groupby("county")["rule_quota"].sum(),
+        "quota": q.groupby("county")["quota"].sum(),
+        "grid_workers": q.groupby("county")["grid_workers"].sum(),
+        "grids": g.groupby("county").size(),
+        "grids_in_band": g.groupby("county")["in_band"].sum(),
+    }).fillna(0).astype("int64")  # fmt: skip
+    served = cov.pivot_table(index="code", columns="type", values="served", aggfunc="sum")
+    covered = cov.pivot_table(index="code", columns="type", values="covered", aggfunc="sum")
+    types = [t for t in REPORT_TYPES if t in served.columns]
+    names = p.counties.set_index("code")["name"]
+    counties = per.reset_index(names="code")
+    counties.insert(1, "name", counties["code"].map(names))
+    counties.insert(2, "city_code", counties["code"].str[:4])
+    for t in types:
+        counties[f"covered_{t}"] = (
+            (covered[t] / served[t]).reindex(counties["code"]).round(4).to_numpy()
+        )
+    census = pd.Series(sp.county_households(province))
+    counties["census_households"] = counties["code"].map(census)
+    cities = counties.groupby("city_code")[[*per.columns]].sum().reset_index()
+    cities.insert(1, "name", cities["city_code"].map(p.cities.set_index("code")["name"]))
+    city_cov = (
+        cov.assign(city=cov["code"].str[:4]).groupby(["city", "type"])[["served", "covered"]].sum()
+    )
+    for t in types:
+        part = city_cov.xs(t, level="type")
+        cities[f"covered_{t}"] = (
+            (part["covered"] / part["served"]).reindex(cities["city_code"]).round(4).to_numpy()
+        )
+    cities["census_households"] = cities["city_code"].map(pd.Series(sp.city_households(province)))
+    cities["households_vs_census"] = (cities["households"] / cities["census_households"] - 1).round(
+        5
+    )
+    return Report(cities, counties)
+
+
 def connect(scheduler: str | None, workers: int = 2, memory: str = "6GB") -> Any:
     """A dask client: of a new ``LocalCluster`` of ``workers`` processes (one thread each)
     or of the scheduler at ``scheduler`` (``tcp://host:8786``); one clear error when it
@@ -441,4 +514,13 @@ def connect(scheduler: str | None, workers: int = 2, memory: str = "6GB") -> Any
         raise InputFileError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
 
 
-__all__ = ["ProvinceRules", "ProvinceRun", "build", "connect", "load_rules", "neighbours"]
+__all__ = [
+    "ProvinceRules",
+    "ProvinceRun",
+    "Report",
+    "build",
+    "connect",
+    "load_rules",
+    "neighbours",
+    "report",
+]
