@@ -179,7 +179,8 @@ LAYERS: dict[str, Layer] = {
             ),
             "Point",
             "楼栋/院落",
-            indexes=(("address",),),
+            # a community's buildings (a province's county reads its own by these)
+            indexes=(("address",), ("community_code",)),
         ),
         Layer(
             "footprints",
@@ -327,6 +328,7 @@ LAYERS: dict[str, Layer] = {
             ),
             None,
             "覆盖",
+            indexes=(("code",),),  # a unit's rows of every type (a county's, replaced)
         ),
         Layer(
             "gaps",
@@ -339,6 +341,7 @@ LAYERS: dict[str, Layer] = {
             ),
             "MultiPolygon",
             "服务缺口",
+            indexes=(("community_code",),),
         ),
         Layer(
             "scenarios",
