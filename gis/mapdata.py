@@ -71,30 +71,35 @@ class Scope:
 
 
 def scope(
-    f: Frames, street: str | None = None, community: str | None = None, *, within: str | None = None
+    f: Frames,
+    street: str | None = None,
+    community: str | None = None,
+    *,
+    within: str | None = None,
+    district: str | None = None,
 ) -> Scope:
     """The scope of a map, with a clear error for a code the store does not hold.
 
     ``within``: the caller's jurisdiction (a district, street or community code): a scope
-    outside it is refused, and without a street or community the map shows the
+    outside it is refused, and without a district, street or community the map shows the
     jurisdiction itself.
     """
     need(f, "communities")
     comms = f["communities"]
-    if street and community:
-        raise ValidationError("map", ["give --street or --community, not both"])
-    asked = community or street
+    if sum(x is not None for x in (street, community, district)) > 1:
+        raise ValidationError("map", ["give one of district, street or community"])
+    asked = community or street or district
     if asked and within and not str(asked).startswith(within):
         raise AccessError(f"{asked} lies outside your jurisdiction ({within})")
     if not asked and within:
         level = {6: "district", 9: "street", 12: "community"}[len(within)]
-        if level == "district":
-            sel = comms[comms["district_code"] == within]
-            names = f["districts"].set_index("code")["name"] if "districts" in f else pd.Series()
-            return Scope("district", within, str(names.get(within, within)), sel)
-        return scope(
-            f, within if level == "street" else None, within if level == "community" else None
-        )
+        return scope(f, **{level: within})  # type: ignore[arg-type]
+    if district:
+        sel = comms[comms["district_code"] == district]
+        if not len(sel):
+            raise ValidationError("map", [f"no district {district!r} in the store"])
+        names = f["districts"].set_index("code")["name"] if "districts" in f else pd.Series()
+        return Scope("district", district, str(names.get(district, district)), sel)
     if community:
         sel = comms[comms["code"] == community]
         if not len(sel):

@@ -121,6 +121,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "elderly": ("60岁以上", "aged 60+"),
     "building": ("楼栋编号", "building"),
     "rate legend": ("每千户工单：浅 → 深", "orders per 1,000 households: light → dark"),
+    "province title": (
+        "{province} · 各市县社区服务覆盖",
+        "{province}: community service coverage by county",
+    ),
+    "cities": ("地级市", "cities"),
+    "counties": ("县区", "counties"),
+    "county": ("县区", "county"),
+    "city": ("城市", "city"),
+    "grids n": ("网格数", "grids"),
+    "grid workers": ("网格员", "grid workers"),
+    "county share": ("县区覆盖率", "county covered share"),
 }
 
 

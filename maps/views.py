@@ -363,3 +363,46 @@ def city_map(
     if len(v.communities):
         gm.search("name", v.communities)
     return gm
+
+
+# --- a province -----------------------------------------------------------------------------
+
+
+def province_map(
+    counties: pd.DataFrame,
+    outlines: pd.DataFrame,
+    types: pd.DataFrame,
+    *,
+    province: str,
+    links: dict[str, str] | None = None,
+    lang: str = "zh",
+) -> GridMap:
+    """Cities over counties, the counties shaded by covered share (one variant per type),
+    each county's popup a link to its own map (``links``: code → address).
+
+    ``counties``: the province report's county table; ``outlines``: code, city_code, name
+    and geometry of each county; ``types``: the catalogue rows of the types shown.
+    """
+    g = outlines.merge(counties.drop(columns=["name", "city_code"]), on="code", how="left")
+    bounds = tuple(float(v) for v in g.total_bounds)
+    gm = _map(text("province title", lang, province=province), bounds, "none", lang, None)  # type: ignore[arg-type]
+    names = types["name_zh" if lang == "zh" else "name_en"].tolist()
+    variants = []
+    for i, (code, name) in enumerate(zip(types["code"], names, strict=True)):
+        share = g.get(f"covered_{code}", pd.Series(np.nan, index=g.index))
+        g[f"share{i}"], g[f"served{i}"], g[f"applies{i}"] = share, g["households"], share.notna()
+        variants.append((name, f"share{i}", f"served{i}", f"applies{i}"))
+    g["link"] = [
+        {"href": links[c], "text": text("detail map", lang, name=n)} if links and c in links else str(n)
+        for c, n in zip(g["code"], g["name"], strict=True)
+    ]  # fmt: skip
+    gm.switchable(g, text("county share", lang), variants,
+                  {"code": text("county", lang), "name": text("county", lang)})  # fmt: skip
+    gm.polygons(g, text("counties", lang), line="#444444", weight=0.8, popup="link",
+                tooltip={"name": text("county", lang), "households": text("households", lang),
+                         "grids": text("grids n", lang), "grid_workers": text("grid workers", lang)})  # fmt: skip
+    cities = outlines.dissolve(by="city_code", as_index=False)[["city_code", "geometry"]]
+    gm.polygons(cities, text("cities", lang), line="#000000", weight=2.5)
+    gm.search("name", g)
+    gm.legend(text("county share", lang), share_legend(lang))
+    return gm

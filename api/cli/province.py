@@ -170,3 +170,31 @@ def report(
         {"cities": rep.cities.to_dict("records"), "counties": rep.counties.to_dict("records")},
         render,
     )
+
+
+@app.command("map")
+def map_(
+    store: StoreOpt = None,
+    province: ProvinceOpt = "37",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")] = Path(
+        "out/maps/province.html"
+    ),
+    base: Annotated[
+        str, typer.Option("--base", help="Where the service runs, for the counties' links.")
+    ] = "",
+    lang: Annotated[str, typer.Option("--lang", help="zh or en.")] = "zh",
+) -> None:
+    """The province overview: cities over counties shaded by covered share, each county a
+    link to its supervisor map (``/maps/city?district=…`` of the service at ``--base``).
+    """
+    from gis.reference import facility_types
+    from maps import views
+
+    rep = wp.report(open_(store), province)
+    p = wp.sp.load_province(province)
+    types = facility_types().set_index("code").loc[list(wp.REPORT_TYPES)].reset_index()
+    links = {c: f"{base.rstrip('/')}/maps/city?district={c}" for c in rep.counties["code"]}
+    gm = views.province_map(rep.counties, p.counties[["code", "city_code", "name", "geometry"]], types,
+                            province=wp.sp.NAMES.get(province, province), links=links, lang=lang)  # fmt: skip
+    path = gm.save(out)
+    console.print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False)

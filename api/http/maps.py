@@ -142,6 +142,7 @@ def city_map(
     ctx: Ctx,
     street: str | None = None,
     community: str | None = None,
+    district: str | None = None,
     tiles: Tiles = "none",
     lang: Lang = "zh",
 ) -> HTMLResponse:
@@ -152,7 +153,10 @@ def city_map(
 
     def make() -> str:
         f = ctx.layers.get(mapdata.LAYERS["city"])
-        v = mapdata.city(f, mapdata.scope(f, street, community, within=who.scope), lang)
-        return views.city_map(v, tiles=tiles, lang=lang, key=ctx.settings.tianditu_key).html()
+        sc = mapdata.scope(f, street, community, within=who.scope, district=district)
+        return views.city_map(mapdata.city(f, sc, lang), tiles=tiles, lang=lang,
+                              key=ctx.settings.tianditu_key).html()  # fmt: skip
 
-    return _page(ctx, who, ("city", street, community, tiles, lang), mapdata.LAYERS["city"], make)
+    return _page(
+        ctx, who, ("city", street, community, district, tiles, lang), mapdata.LAYERS["city"], make
+    )

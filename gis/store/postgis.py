@@ -478,6 +478,7 @@ class PostGISStore(Store):
         return f"PostGISStore({self.url!r})"
 
     def close(self) -> None:
+        """Close the pool's connections."""
         self.engine.dispose()
 
     def count_requests(self, taken: Mapping[str, int], rate: float, burst: int) -> dict[str, float]:

@@ -47,6 +47,7 @@ from gis.synth.places import (
 
 #: the provinces shipped: code → folder under ``data/boundaries``
 PROVINCES = {"37": "shandong"}
+NAMES = {"37": "山东省"}
 #: Shandong, 7th census (2020): family households and persons per family household
 PROVINCE_HOUSEHOLDS = {"37": 35_184_241}
 PERSONS = {"37": 2.70}

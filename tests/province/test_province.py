@@ -14,6 +14,7 @@ from gis import network as gnet
 from gis import schema
 from gis.crs import metric_crs_of
 from gis.reference import facility_types
+from gis.store import GeoPackageStore
 from gis.synth import province as sp
 from gis.workflows import province as wp
 from tests.conftest import _postgis_schema, store_spec
@@ -175,3 +176,28 @@ def test_a_worker_killed_mid_county_has_the_county_rerun_and_nothing_duplicated(
         )
         g = s.read("grids")
         assert g["code"].is_unique and set(g["code"].str[:6]) == set(COUNTIES)
+
+
+def test_the_province_map_and_report_on_the_geopackage(tmp_path):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    path = tmp_path / "p.gpkg"
+    run = wp.build(str(path), ["370572"])
+    assert not run.failed and {d["stage"] for d in run.done} == {"base", "results"}
+    rep = wp.report(GeoPackageStore(path))
+    row = rep.counties.set_index("code").loc["370572"]
+    assert row["households"] == row["census_households"] == sp.county_households()["370572"]
+    assert row["grids"] >= 1 and rep.cities["city_code"].tolist() == ["3705"]
+    out = tmp_path / "province.html"
+    res = CliRunner().invoke(app, ["province", "map", "--store", str(path), "--out", str(out),
+                                   "--base", "http://gw.example"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    html = out.read_text(encoding="utf-8")
+    assert out.stat().st_size < 10e6 and "山东省 · 各市县社区服务覆盖" in html
+    assert "http://gw.example/maps/city?district=370572" in html
+    assert html.count("<script") == html.count("</script>")  # nothing injected from the data
+    res = CliRunner().invoke(app, ["province", "build", "--store", str(path), "--county", "379999",
+                                   "--workers", "0"])  # fmt: skip
+    assert res.exit_code != 0 and "unknown county code '379999'" in str(res.exception or res.output)

@@ -126,6 +126,8 @@ MATRIX = [
     ("GET", "/maps/orders", None, SUPERVISOR),
     ("GET", "/maps/city", None, SUPERVISOR),
     ("GET", "/maps/city?street=" + IN, None, (401, 401, 403, 200, 403, 200, 200)),
+    # a county (a province's drill-down): not for a street's supervisors
+    ("GET", "/maps/city?district=370405", None, (401, 401, 403, 403, 403, 403, 200)),
     ("GET", "/maps/orders?street=" + IN, None, (401, 401, 403, 200, 403, 200, 200)),
     ("POST", "/orders", "in", (401, 401, 403, 201, 403, 201, 201)),
     ("POST", "/orders", "out", (401, 401, 403, 403, 201, 403, 201)),
