@@ -104,7 +104,7 @@ def _apply(base: CityRules, over: Mapping[str, Any], where: str) -> CityRules:
         )  # fmt: skip
     try:
         bands = {k: Band(**over[k]) for k in _BAND_KEYS if k in over}
-        staff = {
+        staff: dict[str, Any] = {
             k: (tuple(v) if k == "policy_range" else v) for k, v in over.items() if k in _STAFF_KEYS
         }
         return dataclasses.replace(
@@ -275,8 +275,9 @@ def county_inputs(store: Store, county: str, reach: float) -> dict[str, pd.DataF
     metric = metric_crs(float(d.geometry.iloc[0].centroid.x))
     near = gpd.GeoSeries(d.geometry, crs=d.crs).to_crs(metric).buffer(reach).to_crs(d.crs)
     zone = near.iloc[0]
+    x0, y0, x1, y1 = (float(v) for v in near.total_bounds)
     for name in ("roads", "facilities"):
-        df = store.read(name, bbox=tuple(float(v) for v in near.total_bounds))
+        df = store.read(name, bbox=(x0, y0, x1, y1))
         f[name] = df[shapely.intersects(df.geometry.values, zone)]
     key = {n: list(schema.layer(n).key) for n in f}
     return {n: df.sort_values(key[n]).reset_index(drop=True) for n, df in f.items()}

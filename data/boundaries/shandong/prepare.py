@@ -72,6 +72,7 @@ def _carve(host: shapely.Geometry, share: float, seed: int, metric: object) -> s
 
 
 def main(cnmaps: Path, shared: Path) -> None:
+    """Write the files (see the module's text) from the two source folders."""
     sys.path.insert(0, str(HERE.parents[2]))
     from gis.crs import metric_crs, to_wgs84
 
