@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Body, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -52,8 +53,17 @@ def shape(answer: dict[str, Any] | None, who: Principal) -> dict[str, Any] | Non
     return answer
 
 
+async def _held(ctx: Ctx, key: tuple, make: Any) -> Any:
+    """``make(ctx)`` as memoised, taken on the event loop when it needs no trip to the
+    store (a look-up is a third of a millisecond: a hop to a worker thread cost as much),
+    else on a worker thread.
+    """
+    held = ctx.layers.peek(key)
+    return held if held is not None else await run_in_threadpool(make, ctx)
+
+
 @router.get("/locate")
-def locate(
+async def locate(
     who: Caller,
     ctx: Ctx,
     lon: Annotated[float, Query(ge=-1e7, le=1e7, description="Longitude (or easting).")],
@@ -63,9 +73,10 @@ def locate(
     """District, street, community, grid and responsible worker of a point, and the
     nearest facility of each type (distance in metres).
     """
-    uri = gcrs.resolve(crs, metric_epsg(ctx))
+    uri = gcrs.resolve(crs, await _held(ctx, ("metric",), metric_epsg))
     _check([(lon, lat)], uri)
-    answer = shape(locator(ctx).locate(np.array([lon]), np.array([lat]), uri)[0], who)
+    loc = await _held(ctx, ("locator",), locator)
+    answer = shape(loc.locate(np.array([lon]), np.array([lat]), uri)[0], who)
     if answer is None:
         raise Problem(404, f"({lon}, {lat}) lies outside the city")
     return JSONResponse(answer)
