@@ -201,3 +201,24 @@ def test_the_province_map_and_report_on_the_geopackage(tmp_path):
     res = CliRunner().invoke(app, ["province", "build", "--store", str(path), "--county", "379999",
                                    "--workers", "0"])  # fmt: skip
     assert res.exit_code != 0 and "unknown county code '379999'" in str(res.exception or res.output)
+
+
+def test_a_county_outline_missing_from_the_data_is_one_clear_error(tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    src = sp.DATA_DIR / "shandong"
+    dst = tmp_path / "shandong"
+    shutil.copytree(src, dst)
+    doc = json.loads((dst / "counties_wgs84.geojson").read_text(encoding="utf-8"))
+    doc["features"] = [f for f in doc["features"] if f["properties"]["code"] != "370402"]
+    (dst / "counties_wgs84.geojson").write_text(
+        json.dumps(doc, ensure_ascii=False), encoding="utf-8"
+    )
+    monkeypatch.setattr(sp, "DATA_DIR", tmp_path)
+    sp.load_province.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="no outline for county 370402"):
+            sp.load_province("37")
+    finally:
+        sp.load_province.cache_clear()
