@@ -402,7 +402,13 @@ def _on_cluster(
 ) -> ProvinceRun:  # fmt: skip
     from distributed import as_completed
 
-    base = {c: client.submit(base_task, url, c, rules, key=f"base-{c}", pure=False) for c in todo}
+    # the biggest counties first, so that the workers end together rather than one waiting
+    # on the last big county (dask runs the higher priority first)
+    size = sp.county_households(rules.province)
+    base = {
+        c: client.submit(base_task, url, c, rules, key=f"base-{c}", pure=False, priority=size[c])
+        for c in todo
+    }
     results = {
         c: client.submit(
             results_task,
@@ -412,6 +418,7 @@ def _on_cluster(
             *[base[n] for n in [c, *near[c]] if n in base],
             key=f"results-{c}",
             pure=False,
+            priority=size[c],
         )  # fmt: skip
         for c in todo
     }
