@@ -41,6 +41,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Server processes (set by `serve --workers`): they share the rate limit through the store.",
     )
+    warm: bool = Field(
+        default=False,
+        description="Build the look-up structures (locator, grid properties) at start, not on "
+        "the first request (`serve` turns it on: on a province they take seconds).",
+    )
     rate_limit_loopback_exempt: bool = Field(
         default=False, description="Requests from this machine pass the rate limit (benchmarks)."
     )

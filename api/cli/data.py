@@ -245,10 +245,11 @@ def serve(
     open_(spec)  # a store that cannot be opened fails here, once, not in every worker
     console.print(f"gridgis serving {spec} at http://{host}:{port}/  (API docs /docs, maps /maps/coverage)"
                   + (f", {workers} processes" if workers > 1 else ""), highlight=False)  # fmt: skip
+    # the locator and the grids' properties are built at start (a province's take seconds)
+    os.environ.setdefault("GRIDGIS_WARM", "1")
     if workers == 1:
-        uvicorn.run(
-            create_app(spec, settings=settings()), host=host, port=port, log_level="warning"
-        )
+        uvicorn.run(create_app(spec, settings=settings().model_copy(update={"warm": True})),
+                    host=host, port=port, log_level="warning")  # fmt: skip
         return
     # each worker process builds its app from the environment
     os.environ.update(GRIDGIS_STORE=spec, GRIDGIS_PROCESSES=str(workers))

@@ -70,7 +70,7 @@ def create_app(
         gc.set_threshold(50_000, 20, 20)
         # the GeoPackage's building tiles at city zoom aggregate from points kept in
         # memory: read them now, not on a supervisor's first map
-        threading.Thread(target=s.warm, name="gridgis-warm", daemon=True).start()
+        threading.Thread(target=_warm, args=(ctx,), name="gridgis-warm", daemon=True).start()
         yield
         if shared is not None:
             shared.close()
@@ -98,6 +98,26 @@ def create_app(
     for r in (features, tiles, locate, analysis, scenarios, jobs, edits, orders, maps):
         app.include_router(r.router)
     return app
+
+
+def _warm(ctx: Context) -> None:
+    """Read what the first requests would otherwise wait for: the GeoPackage's building
+    points; with ``settings.warm``, the locator and the grids' properties (on a province
+    9 and 18 s). Then move everything read so far out of the collector's reach
+    (``gc.freeze``): full collections no longer walk the cached layers, the long pauses
+    behind a look-up's p99.
+    """
+    ctx.store.warm()
+    if not ctx.settings.warm:
+        return
+    from api.http import features, locate
+
+    try:
+        locate.locator(ctx)
+        features.grid_extra(features.ogc.COLLECTIONS["grids"], ctx)
+    except Exception:  # noqa: BLE001 - a store without these layers: the first request builds them
+        return
+    gc.freeze()
 
 
 def from_environment() -> FastAPI:

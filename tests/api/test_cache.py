@@ -150,3 +150,20 @@ def test_eight_threads_wanting_one_memo_build_it_once(city):
     with pytest.raises(ZeroDivisionError):
         layers.memo(("bad",), (), lambda: 1 / 0)
     assert layers.memo(("bad",), (), lambda: 2) == 2 and not layers.building
+
+
+def test_a_warm_start_builds_the_lookups_before_the_first_request(city):
+    import gc
+
+    from api.http.app import _warm
+    from api.settings import Settings
+
+    app = create_app(city, settings=Settings(warm=True))
+    ctx = app.state.ctx
+    assert ("locator",) not in ctx.layers.cache
+    try:
+        _warm(ctx)
+        assert ("locator",) in ctx.layers.cache and ("grid_extra",) in ctx.layers.cache
+        assert gc.get_freeze_count() > 0  # the cached layers out of the collector's walks
+    finally:
+        gc.unfreeze()
