@@ -32,16 +32,17 @@ SECONDS = 15.0
 ROUNDS = int(os.environ.get("GRIDGIS_BENCH_ROUNDS", "2"))
 
 
-def _database() -> None:
-    admin = sa.create_engine(URL.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = URL.rsplit("/", 1)[1]
+def _database(url: str = URL) -> None:
+    """Create the database of ``url`` if missing, with PostGIS."""
+    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    name = url.rsplit("/", 1)[1].split("?")[0]
     with admin.connect() as conn:
         if not conn.execute(
             sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
         ).first():
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    engine = sa.create_engine(URL)
+    engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
     engine.dispose()

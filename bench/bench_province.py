@@ -24,11 +24,10 @@ import sys
 import time
 import uuid
 
-import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_api import _load, _report, _start  # noqa: E402
+from bench_api import _database, _load, _report, _start  # noqa: E402
 
 from gis.synth import province as sp  # noqa: E402
 from gis.workflows import province as wp  # noqa: E402
@@ -39,21 +38,6 @@ URL = os.environ.get(
 CITY = os.environ.get(
     "GRIDGIS_BENCH_POSTGIS", "postgresql+psycopg://postgres@127.0.0.1:5432/gridgis_bench"
 )
-
-
-def _database(url: str) -> None:
-    admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    name = url.rsplit("/", 1)[1].split("?")[0]
-    with admin.connect() as conn:
-        if not conn.execute(
-            sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-        ).first():
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    engine.dispose()
 
 
 def _speed_up() -> None:
@@ -144,14 +128,8 @@ def _service() -> None:
     cli = [sys.executable, "-c", "from api.cli import main; main()"]
     key = subprocess.run([*cli, "keys", "create", "--role", "admin", "--name", "bench", "--store", URL],
                          capture_output=True, text=True, check=True, env=env).stdout.split()[-1]  # fmt: skip
-    engine = sa.create_engine(URL)
-    with engine.connect() as conn:
-        pts = conn.execute(sa.text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM buildings TABLESAMPLE SYSTEM (0.05) LIMIT 1000"
-        )).fetchall()  # fmt: skip
-    engine.dispose()
-    rng = np.random.default_rng(0)
-    boxes = [(x - 0.0055, y - 0.0045, x + 0.0055, y + 0.0045) for x, y in pts[:500]]
+    pts = _buildings(URL, 0.05, 1000)
+    boxes = _boxes(pts[:500])
     servers = [("province", URL, 8711)]
     if _has_demo(CITY):
         servers.append(("Zaozhuang", CITY, 8712))
@@ -165,7 +143,7 @@ def _service() -> None:
         for r in range(2):
             for name, url, port in servers:
                 k = key if name == "province" else _key(url, cli, env)
-                bb = boxes if name == "province" else _city_boxes(url, rng)
+                bb = boxes if name == "province" else _boxes(_buildings(url, 1, 500))
                 urls = [f"http://127.0.0.1:{port}/collections/grids/items?bbox="
                         + ",".join(f"{v:.5f}" for v in b) + "&limit=100" for b in bb]  # fmt: skip
                 _load(urls[:32], {"X-API-Key": k}, 3)
@@ -199,13 +177,19 @@ def _key(url: str, cli: list[str], env: dict) -> str:
     return _KEYS[url]
 
 
-def _city_boxes(url: str, rng: np.random.Generator) -> list[tuple[float, ...]]:
+def _buildings(url: str, percent: float, n: int) -> list[tuple[float, float]]:
+    """``n`` building points of the store at ``url`` (a random sample)."""
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         pts = conn.execute(sa.text(
-            "SELECT ST_X(geom), ST_Y(geom) FROM buildings TABLESAMPLE SYSTEM (1) LIMIT 500"
+            f"SELECT ST_X(geom), ST_Y(geom) FROM buildings TABLESAMPLE SYSTEM ({percent}) LIMIT {n}"
         )).fetchall()  # fmt: skip
     engine.dispose()
+    return [(float(x), float(y)) for x, y in pts]
+
+
+def _boxes(pts: list[tuple[float, float]]) -> list[tuple[float, ...]]:
+    """About 1 km boxes around the points."""
     return [(x - 0.0055, y - 0.0045, x + 0.0055, y + 0.0045) for x, y in pts]
 
 

@@ -95,23 +95,26 @@ def scope(
         level = {6: "district", 9: "street", 12: "community"}[len(within)]
         return scope(f, **{level: within})  # type: ignore[arg-type]
     if district:
-        sel = comms[comms["district_code"] == district]
-        if not len(sel):
-            raise ValidationError("map", [f"no district {district!r} in the store"])
-        names = f["districts"].set_index("code")["name"] if "districts" in f else pd.Series()
-        return Scope("district", district, str(names.get(district, district)), sel)
+        return _named(f, "district", district)
     if community:
         sel = comms[comms["code"] == community]
         if not len(sel):
             raise ValidationError("map", [f"no community {community!r} in the store"])
         return Scope("community", community, str(sel["name"].iloc[0]), sel)
     if street:
-        sel = comms[comms["street_code"] == street]
-        if not len(sel):
-            raise ValidationError("map", [f"no street {street!r} in the store"])
-        names = f["streets"].set_index("code")["name"] if "streets" in f else pd.Series()
-        return Scope("street", street, str(names.get(street, street)), sel)
+        return _named(f, "street", street)
     return Scope("city", None, "", comms)
+
+
+def _named(f: Frames, level: str, code: str) -> Scope:
+    """The scope of a district or street: its communities, its name from its layer."""
+    comms = f["communities"]
+    sel = comms[comms[f"{level}_code"] == code]
+    if not len(sel):
+        raise ValidationError("map", [f"no {level} {code!r} in the store"])
+    layer = {"district": "districts", "street": "streets"}[level]
+    names = f[layer].set_index("code")["name"] if layer in f else pd.Series()
+    return Scope(level, code, str(names.get(code, code)), sel)
 
 
 def need(f: Frames, *layers: str) -> None:
