@@ -129,13 +129,11 @@ def county_households(code: str = "37") -> dict[str, int]:
         zip(p.cities["code"], largest_remainder(p.cities["residents_2020"], PROVINCE_HOUSEHOLDS[code]),
             strict=True)
     )  # fmt: skip
-    units = p.townships.groupby("district_code")[
-        ["n_residents_committees", "n_village_committees"]
-    ].sum()
+    units = _committees(code)
     out: dict[str, int] = {}
     for city, group in p.counties.groupby("city_code"):
         codes = sorted(group["code"])
-        u = units.reindex(codes).fillna(0)
+        u = units.loc[codes]
         w = (
             u["n_residents_committees"] * URBAN_MEAN_HOUSEHOLDS
             + u["n_village_committees"] * RURAL_MEAN_HOUSEHOLDS
@@ -158,13 +156,31 @@ def city_households(code: str = "37") -> dict[str, int]:
     return out
 
 
-def _urban_total(total: int, n_rc: int, n_vc: int) -> int:
-    """A county's households in residents' committees: about URBAN_MEAN_HOUSEHOLDS each,
-    but its villages keep at least MIN_VILLAGE_MEAN each.
+@functools.lru_cache(maxsize=2)
+def _committees(code: str) -> pd.DataFrame:
+    """Residents' and village committees per county (0 for a county without any)."""
+    p = load_province(code)
+    cols = ["n_residents_committees", "n_village_committees"]
+    units = p.townships.groupby("district_code")[cols].sum()
+    return units.reindex(sorted(p.counties["code"])).fillna(0).astype("int64")
+
+
+@functools.lru_cache(maxsize=2)
+def urban_households(code: str = "37") -> dict[str, int]:
+    """Households per county in residents' committees: about URBAN_MEAN_HOUSEHOLDS each,
+    but its villages keep at least MIN_VILLAGE_MEAN each (all of them where it has no
+    village). Known from the lists alone, before any county is built.
     """
-    if not n_vc:
-        return total
-    return int(max(0, min(total - n_vc * MIN_VILLAGE_MEAN, n_rc * URBAN_MEAN_HOUSEHOLDS)))
+    units = _committees(code)
+    out = {}
+    for county, total in county_households(code).items():
+        n_rc, n_vc = (int(v) for v in units.loc[county])
+        out[county] = (
+            total
+            if not n_vc
+            else int(max(0, min(total - n_vc * MIN_VILLAGE_MEAN, n_rc * URBAN_MEAN_HOUSEHOLDS)))
+        )
+    return out
 
 
 def crossings(code: str, province: str = "37") -> np.ndarray:
@@ -250,10 +266,7 @@ def build_county(
 
     say(f"{code} {row['name']}: townships and communities")
     s_rows, c_rows = _divide_district(ref, code, outline, metric, rng, (seat.x, seat.y))
-    n_rc = int(towns["n_residents_committees"].sum())
-    _households(
-        c_rows, total, _urban_total(total, n_rc, int(towns["n_village_committees"].sum())), rng
-    )
+    _households(c_rows, total, urban_households(province)[code], rng)
     streets = gpd.GeoDataFrame(s_rows, crs=metric)
     comms = gpd.GeoDataFrame(c_rows, crs=metric)
     say(f"{code}: roads, compounds, buildings and courtyards")

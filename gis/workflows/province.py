@@ -117,17 +117,10 @@ def _apply(base: CityRules, over: Mapping[str, Any], where: str) -> CityRules:
 
 
 def _cap_shares(province: str, city: str, cap: int) -> dict[str, int]:
-    hh = sp.county_households(province)
-    p = sp.load_province(province)
-    units = p.townships.groupby("district_code")[
-        ["n_residents_committees", "n_village_committees"]
-    ].sum()
-    counties = sorted(c for c in hh if c[:4] == city)
-    urban = [
-        sp._urban_total(hh[c], int(units.loc[c].iloc[0]), int(units.loc[c].iloc[1])) if c in units.index else 0
-        for c in counties
-    ]  # fmt: skip
-    return dict(zip(counties, (int(v) for v in sp.largest_remainder(urban, cap)), strict=True))
+    urban = sp.urban_households(province)
+    counties = sorted(c for c in urban if c[:4] == city)
+    shares = sp.largest_remainder([urban[c] for c in counties], cap)
+    return dict(zip(counties, (int(v) for v in shares), strict=True))
 
 
 def load_rules(path: str | Path | None, province: str = "37") -> ProvinceRules:
@@ -208,9 +201,10 @@ def write_county(
     frames: Mapping[str, pd.DataFrame],
     dig: str,
     seconds: float,
-) -> None:
+) -> int:
     """Replace the county's rows of ``frames`` in one transaction, with its progress row
-    and an audit row. Two writers of one county take turns (a lock on the county).
+    and an audit row; returns the households written. Two writers of one county take
+    turns (a lock on the county).
     """
     hh = int(frames["buildings"]["households"].sum()) if "buildings" in frames else 0
     with store.transaction() as tx:
@@ -229,6 +223,7 @@ def write_county(
         tx.add("province_runs", [{"id": f"{county}:{stage}", "county": county, "stage": stage, "digest": dig, "households": hh,
                                   "seconds": round(seconds, 3), "at": now()}])  # fmt: skip
         tx.audit(ACTOR, f"province.{stage}", county, f"{hh} households, {seconds:.1f} s")
+    return hh
 
 
 def base_task(url: str, county: str, rules: ProvinceRules) -> dict[str, Any]:
@@ -239,9 +234,9 @@ def base_task(url: str, county: str, rules: ProvinceRules) -> dict[str, Any]:
     t = time.perf_counter()
     frames = sp.build_county(county, province=rules.province)
     out = {k: frames[k] for k in STAGES["base"]}
-    write_county(store, county, "base", out, dig, time.perf_counter() - t)
+    hh = write_county(store, county, "base", out, dig, time.perf_counter() - t)
     return {"county": county, "stage": "base", "skipped": False, "pid": os.getpid(), "rss_mb": _peak_mb(),
-            "households": int(out["buildings"]["households"].sum()), "seconds": time.perf_counter() - t}  # fmt: skip
+            "households": hh, "seconds": time.perf_counter() - t}  # fmt: skip
 
 
 def results_task(url: str, county: str, rules: ProvinceRules, *_after: Any) -> dict[str, Any]:
