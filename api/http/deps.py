@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Query, Request
@@ -32,15 +33,24 @@ async def caller(request: Request, ctx: Ctx) -> Principal:
         if ctx.settings.anonymous_read:
             return ANONYMOUS
         raise Problem(401, "send an API key in the X-API-Key header")
-    keys = ctx.layers.peek(("keys",))
-    if keys is None:
-        keys = await run_in_threadpool(
-            ctx.layers.memo, ("keys",), ("api_keys",), lambda: access.principals(ctx.store)
-        )
+    keys = await held(ctx, ("keys",), _keys)
     p = keys.get(access.digest(key))
     if p is None:
         raise Problem(401, "unknown or revoked API key")
     return p
+
+
+def _keys(ctx: Context) -> Any:
+    return ctx.layers.memo(("keys",), ("api_keys",), lambda: access.principals(ctx.store))
+
+
+async def held(ctx: Context, key: tuple, make: Callable[[Context], Any]) -> Any:
+    """``make(ctx)``, a memo of ``ctx.layers`` under ``key``: taken on the event loop when
+    it needs no trip to the store (no version check due), else built or checked on a
+    worker thread — for the routes whose own work is less than a hop to a thread costs.
+    """
+    value = ctx.layers.peek(key)
+    return value if value is not None else await run_in_threadpool(make, ctx)
 
 
 Caller = Annotated[Principal, Depends(caller)]

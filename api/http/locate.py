@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Body, Query
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from api.http.deps import Caller, Ctx
+from api.http.deps import Caller, Ctx, held
 from api.http.errors import Problem
 from api.http.features import metric_epsg
 from gis import crs as gcrs
@@ -53,15 +52,6 @@ def shape(answer: dict[str, Any] | None, who: Principal) -> dict[str, Any] | Non
     return answer
 
 
-async def _held(ctx: Ctx, key: tuple, make: Any) -> Any:
-    """``make(ctx)`` as memoised, taken on the event loop when it needs no trip to the
-    store (a look-up is a third of a millisecond: a hop to a worker thread cost as much),
-    else on a worker thread.
-    """
-    held = ctx.layers.peek(key)
-    return held if held is not None else await run_in_threadpool(make, ctx)
-
-
 @router.get("/locate")
 async def locate(
     who: Caller,
@@ -73,9 +63,9 @@ async def locate(
     """District, street, community, grid and responsible worker of a point, and the
     nearest facility of each type (distance in metres).
     """
-    uri = gcrs.resolve(crs, await _held(ctx, ("metric",), metric_epsg))
+    uri = gcrs.resolve(crs, await held(ctx, ("metric",), metric_epsg))
     _check([(lon, lat)], uri)
-    loc = await _held(ctx, ("locator",), locator)
+    loc = await held(ctx, ("locator",), locator)
     answer = shape(loc.locate(np.array([lon]), np.array([lat]), uri)[0], who)
     if answer is None:
         raise Problem(404, f"({lon}, {lat}) lies outside the city")
