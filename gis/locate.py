@@ -1,8 +1,9 @@
 """Dispatch look-up (派单定位): which district, street, community, grid and worker are
 responsible for a point, and the nearest facility of each type.
 
-Built once per store version: R-trees of communities and grids, one KD-tree per facility
-type in the metric zone; a batch of points is answered with vectorised queries.
+Built once per store version: R-trees of communities and grids, one KD-tree of the
+facilities (each type on a plane of its own) in the metric zone; a batch of points is
+answered with vectorised queries.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import shapely
 from gis import crs as gcrs
 from gis.crs import metric_crs_of
 
+#: metres between the planes the facility types are lifted onto in one KD-tree (see
+#: :class:`Locator`): beyond any distance on a province's plane
+LIFT = 1e8
 #: the layers a locator is built from
 LAYERS = ("districts", "streets", "communities", "grids", "assignments", "workers", "facilities")
 
@@ -75,16 +79,24 @@ class Locator:
             gcrs.crs_uri(int(self.metric.to_epsg() or 4548)), axis_order=False
         )
         fac = f.get("facilities")
-        #: per type: its KD-tree, and its facilities' ids and names as plain lists (a
-        #: pandas lookup per type and point was a third of a look-up's time)
-        self.types: dict[str, tuple[cKDTree, list[Any], list[Any]]] = {}
+        #: every existing facility in one KD-tree, each type lifted onto a plane of its own
+        #: (z = the type's rank × LIFT, farther than any two points of a province): the
+        #: nearest facility of each of T types for a point is one query of T points, where
+        #: one tree per type took T queries (numpy's overhead per query was most of a
+        #: look-up). The distances are the plane's, exactly: the lift differs by 0 there.
+        self.types: list[str] = []
+        self._fac_ids: list[Any] = []
+        self._fac_names: list[Any] = []
+        self._ftree: cKDTree | None = None
         if fac is not None and len(fac):
             status = fac["status"].fillna("existing") if "status" in fac else "existing"
             fac = fac[pd.Series(status, index=fac.index).eq("existing")]
             xy = shapely.get_coordinates(fac.to_crs(self.metric).geometry.values)
-            for t, idx in fac.groupby("type").indices.items():
-                rows = fac.iloc[idx]
-                self.types[str(t)] = (cKDTree(xy[idx]), rows["id"].tolist(), rows["name"].tolist())
+            self.types = sorted(set(fac["type"].astype(str)))
+            rank = np.searchsorted(self.types, fac["type"].astype(str).to_numpy())
+            if len(fac):
+                self._ftree = cKDTree(np.column_stack([xy, rank * LIFT]))
+            self._fac_ids, self._fac_names = fac["id"].tolist(), fac["name"].tolist()
 
     def locate(
         self, x: np.ndarray, y: np.ndarray, crs: str = gcrs.CRS84, *, facilities: bool = True
@@ -99,34 +111,49 @@ class Locator:
             lon, lat = gcrs.transformer(crs, inverse=True, axis_order=False)(lon, lat)
             lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         pts = shapely.points(lon, lat)
-        comm = _first_hit(self.ctree, pts)
-        grid = _first_hit(self.gtree, pts) if self.gtree is not None else np.full(len(pts), -1)
+        comm = _first_hit(self.ctree, pts).tolist()
+        grid = _first_hit(self.gtree, pts).tolist() if self.gtree is not None else [-1] * len(pts)
         # distances only for points in the city: far away the metric zone is meaningless
-        inside = np.flatnonzero(comm >= 0) if facilities else np.zeros(0, dtype=np.int64)
-        mx, my = self._to_metric(lon[inside], lat[inside]) if len(inside) else ([], [])
-        mxy = np.column_stack([np.asarray(mx, dtype=float), np.asarray(my, dtype=float)])
-        nearest: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for t, (tree, _, _) in (self.types if facilities else {}).items():
-            d, j = tree.query(mxy) if len(mxy) else (np.empty(0), np.empty(0, dtype=int))
-            full_d, full_j = np.full(len(pts), np.inf), np.zeros(len(pts), dtype=int)
-            full_d[inside], full_j[inside] = d, j
-            nearest[t] = (full_d, full_j)
+        inside = [i for i, c in enumerate(comm) if c >= 0] if facilities else []
+        # per type: the inside points' distances and facility rows as Python lists, taken
+        # once (numpy's overhead per element and per tiny array was most of a look-up)
+        dist: list[list[float]] = []
+        row: list[list[int]] = []
+        if inside and self._ftree is not None:
+            mx, my = self._to_metric(lon[inside], lat[inside])
+            n_t = len(self.types)
+            q = np.empty((len(inside) * n_t, 3))
+            q[:, 0] = np.repeat(np.asarray(mx, dtype=float), n_t)
+            q[:, 1] = np.repeat(np.asarray(my, dtype=float), n_t)
+            q[:, 2] = np.tile(np.arange(n_t) * LIFT, len(inside))
+            d, j = self._ftree.query(q)
+            dist, row = d.reshape(-1, n_t).tolist(), j.reshape(-1, n_t).tolist()
+        slot = {i: k for k, i in enumerate(inside)}
+        lons, lats = lon.tolist(), lat.tolist()
         out: list[dict[str, Any] | None] = []
-        for i in range(len(pts)):
-            if comm[i] < 0:
+        for i, ci in enumerate(comm):
+            if ci < 0:
                 out.append(None)
                 continue
-            c = self._comm_rows[comm[i]]
+            c = self._comm_rows[ci]
             g = self._grid_codes[grid[i]] if grid[i] >= 0 and self._grid_codes else None
-            near = {}
-            for t, (d, j) in nearest.items():
-                _, ids, names = self.types[t]
-                k = int(j[i])
-                near[t] = {"id": ids[k], "name": names[k], "distance_m": round(float(d[i]), 1)}
+            k = slot.get(i)
+            near = (
+                {}
+                if k is None or not dist
+                else {
+                    t: {
+                        "id": self._fac_ids[r],
+                        "name": self._fac_names[r],
+                        "distance_m": round(d, 1),
+                    }
+                    for t, d, r in zip(self.types, dist[k], row[k], strict=True)
+                }
+            )
             out.append(
                 {
-                    "lon": float(lon[i]),
-                    "lat": float(lat[i]),
+                    "lon": lons[i],
+                    "lat": lats[i],
                     "district": {
                         "code": c["district_code"],
                         "name": self.districts.get(c["district_code"]),
@@ -147,11 +174,10 @@ class Locator:
 def _first_hit(tree: shapely.STRtree, pts: np.ndarray) -> np.ndarray:
     """Index of the (lowest-numbered) polygon holding each point, -1 where none."""
     p, g = tree.query(pts, predicate="intersects")
-    out = np.full(len(pts), -1)
-    order = np.lexsort((g, p))
-    p, g = p[order], g[order]
-    first = np.unique(p, return_index=True)[1]
-    out[p[first]] = g[first]
+    none = np.iinfo(np.int64).max
+    out = np.full(len(pts), none, dtype=np.int64)
+    np.minimum.at(out, p, g)
+    out[out == none] = -1
     return out
 
 
