@@ -95,7 +95,9 @@ def create_app(
                        processes=settings.processes)  # fmt: skip
     app.add_middleware(cache.Compression)
     app.add_middleware(guard.SecurityHeaders)
-    for r in (features, tiles, locate, analysis, scenarios, jobs, edits, orders, maps):
+    # the dispatch look-up first: it is the hottest route, and a request is matched against
+    # the routes in order (behind the features and tiles routes a look-up took 3 % longer)
+    for r in (locate, features, tiles, analysis, scenarios, jobs, edits, orders, maps):
         app.include_router(r.router)
     return app
 
@@ -105,19 +107,23 @@ def _warm(ctx: Context) -> None:
     points; with ``settings.warm``, the locator and the grids' properties (on a province
     9 and 18 s). Then move everything read so far out of the collector's reach
     (``gc.freeze``): full collections no longer walk the cached layers, the long pauses
-    behind a look-up's p99.
+    behind a look-up's p99. ``GET /ready`` answers 200 once this is over (also when it
+    failed: the first requests then build what they need).
     """
-    ctx.store.warm()
-    if not ctx.settings.warm:
-        return
-    from api.http import features, locate
-
     try:
-        locate.locator(ctx)
-        features.grid_extra(features.ogc.COLLECTIONS["grids"], ctx)
-    except Exception:  # noqa: BLE001 - a store without these layers: the first request builds them
-        return
-    gc.freeze()
+        ctx.store.warm()
+        if not ctx.settings.warm:
+            return
+        from api.http import features, locate
+
+        try:
+            locate.locator(ctx)
+            features.grid_extra(features.ogc.COLLECTIONS["grids"], ctx)
+        except Exception:  # noqa: BLE001 - a store without these layers: the first request builds them
+            return
+        gc.freeze()
+    finally:
+        ctx.ready.set()  # GET /ready: 200 from now on
 
 
 def from_environment() -> FastAPI:

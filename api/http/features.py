@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 import shapely
@@ -90,6 +90,17 @@ def conformance(request: Request, who: Caller, ctx: Ctx, f: Fmt = None) -> Respo
     if isinstance(h, Response):
         return h
     return reply(request, f, "Conformance", {"conformsTo": ogc.CONFORMANCE}, h)
+
+
+@router.get("/ready", responses={503: {"description": "Still warming up; try after Retry-After"}})
+async def ready(who: Caller, ctx: Ctx) -> JSONResponse:
+    """Whether the service is ready: 200 once it has read what its first requests need
+    (``gridgis serve`` builds the look-up structures at start: seconds on a province), 503
+    with ``Retry-After`` until then — for a load balancer's readiness probe or a script.
+    """
+    if not ctx.ready.is_set():
+        raise Problem(503, "warming up: reading the store's layers", {"Retry-After": "1"})
+    return JSONResponse({"ready": True}, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/collections", responses=HTML_TOO)

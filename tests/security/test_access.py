@@ -29,6 +29,7 @@ def env(served, map_frames):
     pick = lambda street: b[b["community_code"].str.startswith(street)].iloc[0]  # noqa: E731
     bi, bo = pick(IN), pick(OUT)
     client = TestClient(create_app(store, anonymous_read=False))
+    client.app.state.ctx.ready.set()  # as the warm-up at start leaves it (GET /ready)
     job = client.post(
         "/jobs/optimise",
         json={"type": "elderly_day_care", "k": 1, "generate": 5},
@@ -67,6 +68,7 @@ SUPERVISOR = (401, 401, 403, 200, 200, 200, 200)
 MATRIX = [
     ("GET", "/", None, ALL),
     ("GET", "/conformance", None, ALL),
+    ("GET", "/ready", None, ALL),
     ("GET", "/collections", None, ALL),
     ("GET", "/collections/grids", None, ALL),
     ("GET", "/collections/workers", None, SUPERVISOR),
