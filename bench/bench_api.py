@@ -55,14 +55,28 @@ def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _start(cmd: list[str], env: dict, port: int) -> subprocess.Popen:
+def _start(cmd: list[str], env: dict, port: int, key: str | None = None) -> subprocess.Popen:
+    """Start a server; with ``key``, wait until gridgis's ``/ready`` says its warm-up at
+    start is over (measuring while it builds its look-ups would measure that).
+    """
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(120):
+    t = time.perf_counter()
+    for _ in range(1200):
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=1).status_code < 500:
+            if key is None:
+                if httpx.get(f"http://127.0.0.1:{port}/conformance", timeout=1).status_code < 500:
+                    return proc
+            elif httpx.get(f"http://127.0.0.1:{port}/ready", headers={"X-API-Key": key},
+                           timeout=1).status_code == 200:  # fmt: skip
+                print(
+                    f"  server on :{port} ready after {time.perf_counter() - t:.1f} s", flush=True
+                )
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.5)
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.5)
     proc.kill()
     raise RuntimeError(
         f"{cmd[0]} did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
@@ -128,14 +142,14 @@ def main() -> None:
     ).stdout.split()[-1]
     ours = _start(
         [sys.executable, "-c", "from api.cli import main; main()", "serve", "--store", URL,
-         "--port", "8701"], env, 8701,
+         "--port", "8701"], env, 8701, key,
     )  # fmt: skip
     pg = URL.replace("+psycopg", "")
     tipg_env = {**env, "DATABASE_URL": pg, "TIPG_DB_SCHEMAS": '["public"]',
                 "TIPG_MAX_FEATURES_PER_QUERY": "10000"}  # fmt: skip
     two = _start(
         [sys.executable, "-c", "from api.cli import main; main()", "serve", "--store", URL,
-         "--port", "8703", "--workers", "2"], env, 8703,
+         "--port", "8703", "--workers", "2"], env, 8703, key,
     )  # fmt: skip
     theirs = _start(
         [sys.executable, "-m", "uvicorn", "tipg.main:app", "--port", "8702", "--log-level", "warning"],
