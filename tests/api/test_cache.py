@@ -121,30 +121,38 @@ def test_any_edit_changes_the_tag(served_cache):
     assert last.status_code == 200 and last.headers["etag"] != after.headers["etag"]
 
 
+def _at_once(n, ask):
+    """``ask()`` in ``n`` threads started together; their answers."""
+    import threading
+
+    start, got = threading.Barrier(n), []
+
+    def one():
+        start.wait()
+        got.append(ask())
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return got
+
+
 def test_eight_threads_wanting_one_memo_build_it_once(city):
     """The first look-ups after a start: one thread builds, the others wait for its value."""
     import threading
 
     from api.http.context import Layers
 
-    layers, built, start = Layers(city), [], threading.Barrier(8)
+    layers, built = Layers(city), []
 
     def make():
         built.append(threading.get_ident())
         time.sleep(0.2)  # as a locator takes to build
         return object()
 
-    got = []
-
-    def ask():
-        start.wait()
-        got.append(layers.memo(("locator",), ("grids",), make))
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _at_once(8, lambda: layers.memo(("locator",), ("grids",), make))
     assert len(built) == 1 and len(got) == 8 and len({id(v) for v in got}) == 1
     assert not layers.building  # nothing left behind
     # a build that fails leaves no lock: the next one builds
@@ -259,11 +267,10 @@ def test_a_value_built_while_its_layer_changed_is_not_kept(city):
 def test_the_threads_waiting_for_a_build_take_its_value_even_when_it_is_not_kept(city):
     """While the grids change under a build, the threads that waited for it take the
     built value rather than each building again (they queued one after the other)."""
-    import threading
 
     from api.http.context import Layers
 
-    layers, built, start = Layers(city), [], threading.Barrier(4)
+    layers, built = Layers(city), []
 
     def make():
         built.append(1)
@@ -272,17 +279,7 @@ def test_the_threads_waiting_for_a_build_take_its_value_even_when_it_is_not_kept
         layers.refresh(force=True)
         return object()
 
-    got = []
-
-    def ask():
-        start.wait()
-        got.append(layers.memo(("locator",), ("grids",), make))
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    got = _at_once(4, lambda: layers.memo(("locator",), ("grids",), make))
     assert len(built) == 1 and len({id(v) for v in got}) == 1 and len(got) == 4
     assert ("locator",) not in layers.cache  # not kept: built across a change
 
