@@ -115,8 +115,8 @@ class Locator:
         grid = _first_hit(self.gtree, pts).tolist() if self.gtree is not None else [-1] * len(pts)
         # distances only for points in the city: far away the metric zone is meaningless
         inside = [i for i, c in enumerate(comm) if c >= 0] if facilities else []
-        # per type: the inside points' distances and facility rows as Python lists, taken
-        # once (numpy's overhead per element and per tiny array was most of a look-up)
+        # per inside point: the distance to, and the row of, the nearest facility of each
+        # type, as Python lists taken once (numpy's overhead per element was a look-up's bulk)
         dist: list[list[float]] = []
         row: list[list[int]] = []
         if inside and self._ftree is not None:
